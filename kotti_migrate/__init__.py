@@ -1,0 +1,86 @@
+"""kotti_migrate: the database of a Kotti (or Pyramid) site follows its code.
+
+Library entry point: :class:`Migrations`.  Pyramid entry point:
+``config.include('kotti_migrate')`` (or ``pyramid.includes = kotti_migrate``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .commands import CheckResult, LocationStatus, Migrations, RunReport
+from .errors import (
+    ConfigurationError,
+    DatabaseError,
+    LocationError,
+    LockTimeout,
+    MigrateError,
+    MigrationFailed,
+    RevisionError,
+    UnknownDatabaseRevision,
+)
+from .locations import Location, add_alembic_dir, resolve_location
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckResult",
+    "ConfigurationError",
+    "DatabaseError",
+    "Location",
+    "LocationError",
+    "LocationStatus",
+    "LockTimeout",
+    "MigrateError",
+    "MigrationFailed",
+    "Migrations",
+    "RevisionError",
+    "RunReport",
+    "UnknownDatabaseRevision",
+    "includeme",
+    "resolve_location",
+]
+
+#: Start-up runs after every other action of the same commit (so after
+#: ``add_alembic_dir`` calls of add-ons included alongside).
+STARTUP_ORDER = 1000
+
+
+def includeme(config: Any) -> None:
+    """Hook kotti_migrate into a Pyramid app.
+
+    Adds the directive ``config.add_alembic_dir(location)`` and registers
+    the start-up work (see :mod:`kotti_migrate.startup`), which runs when
+    the configuration is committed: in a Kotti site before Kotti creates
+    its tables; in any app before it serves a request.
+
+    Settings read (all optional; see :mod:`kotti_migrate.settings`):
+
+    - ``sqlalchemy.url`` (and other ``sqlalchemy.*``): the database.
+    - ``kotti.alembic_dirs``: whitespace separated migration locations.
+    - ``kotti_migrate.auto_upgrade`` (bool, default false; environment
+      variable ``KOTTI_MIGRATE_AUTO_UPGRADE`` overrides it): run pending
+      migrations at start-up instead of only warning.
+    - ``kotti_migrate.lock_timeout`` (seconds, default 300): how long a
+      worker waits for another one's start-up work.
+    - ``kotti_migrate.metadata`` (dotted name): the app's MetaData or
+      declarative base; Kotti's metadata by default in a Kotti site.
+    - ``kotti_migrate.startup`` (bool, default true): false disables the
+      start-up work.
+    - ``kotti_migrate.create_all`` (bool, default true): create missing
+      tables from the metadata at start-up.
+    - ``kotti_migrate.cache_dir`` (folder, or ``off``): revision index cache.
+    - ``kotti_migrate.tables.<package>``: tables belonging to a location.
+    - ``kotti_migrate.config_file``: ini path shown in the advice logged
+      for pending migrations (default: the ``.ini`` on the command line).
+    """
+    from .settings import Options
+    from .startup import on_startup
+
+    config.add_directive("add_alembic_dir", add_alembic_dir)
+    Options.from_settings(config.get_settings())  # a bad value fails now, clearly
+
+    def startup() -> None:
+        on_startup(config.registry.settings, config.registry)
+
+    config.action(("kotti_migrate.startup",), startup, order=STARTUP_ORDER)

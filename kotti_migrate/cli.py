@@ -1,0 +1,426 @@
+"""The ``kotti-migrate`` command: ``kotti-migrate <config_uri> <command> [options]``.
+
+Only this module prints.  Every expected failure becomes one line on
+stderr and exit code 1 (2 for a command line that cannot be parsed, 3
+when ``status`` or ``check`` find work to do); ``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Any, Callable, Sequence, TextIO
+
+from . import database
+from .commands import Migrations, RunReport
+from .errors import EXIT_ERROR, EXIT_OK, EXIT_PENDING, LocationError, MigrateError
+from .locations import KOTTI_LOCATION, Location
+from .scripts import revision_label
+
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+Migrate the database of a Kotti or Pyramid site: Kotti and every add-on
+keep their own Alembic migrations ("locations"), each recorded in its
+own <package>_alembic_version table.
+
+exit codes: 0 success, 1 error, 2 bad command line,
+            3 'status'/'check' found pending work
+"""
+
+
+class UsageError(Exception):
+    """The command line cannot be parsed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+def _location_options(parser: argparse.ArgumentParser, rev: bool = True, rev_required: bool = False) -> None:
+    parser.add_argument(
+        "--scripts",
+        metavar="LOCATION",
+        help="migration location: package:folder or a path (default: Kotti's, "
+        "or the only registered one)",
+    )
+    if rev:
+        parser.add_argument("--rev", metavar="REV", required=rev_required, help="target revision")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``kotti-migrate``."""
+    parser = _Parser(
+        prog="kotti-migrate",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config_uri", help="ini file of the site, optionally #section (as pserve)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+    commands.required = True
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help)
+
+    add("list_all", "list the revisions and current revision of every location")
+    p = add("upgrade", "upgrade one location (Kotti's by default) to --rev (default: heads)")
+    _location_options(p)
+    p.add_argument("--sql", action="store_true", help="print SQL instead of running it")
+    p = add("upgrade_all", "upgrade every location to its head(s)")
+    p.add_argument("--sql", action="store_true", help="print SQL instead of running it")
+    p = add("stamp_head", "record a location at --rev (default: its head) without migrating")
+    _location_options(p)
+    p.add_argument("--sql", action="store_true", help="print SQL instead of running it")
+    p.add_argument("--purge", action="store_true", help="empty the version table first")
+    add("stamp_heads", "record every location at its head(s) without migrating")
+    p = add("status", "table of locations: current, head(s), pending (exit 3 when pending)")
+    p.add_argument("--scripts", metavar="LOCATION", help="only this location")
+    p = add("current", "revisions recorded in the database")
+    p.add_argument("--scripts", metavar="LOCATION", help="only this location")
+    p = add("heads", "head revisions on disk")
+    p.add_argument("--scripts", metavar="LOCATION", help="only this location")
+    p = add("history", "revisions of a location, newest first")
+    _location_options(p, rev=False)
+    p.add_argument("--range", metavar="START:END", help="only this range of revisions")
+    p = add("show", "show one revision")
+    _location_options(p, rev_required=True)
+    p = add("downgrade", "downgrade a location to --rev (an id, base, -1 ...)")
+    _location_options(p, rev_required=True)
+    p.add_argument("--sql", action="store_true", help="print SQL; --rev must be START:END")
+    p = add("revision", "create a new revision file")
+    _location_options(p, rev=False)
+    p.add_argument("-m", "--message", required=True, help="message of the revision")
+    p.add_argument("--autogenerate", action="store_true", help="generate operations from the models")
+    p.add_argument("--rev-id", help="revision id to use instead of a generated one")
+    p.add_argument("--head", default="head", help="revision to base the new one on (default: head)")
+    p.add_argument("--splice", action="store_true", help="allow --head to be a non-head")
+    p.add_argument("--branch-label", help="branch label for the new revision")
+    p.add_argument("--depends-on", action="append", help="revision the new one depends on")
+    p = add("merge", "create a revision merging heads (all heads by default)")
+    _location_options(p, rev=False)
+    p.add_argument("-m", "--message", required=True, help="message of the revision")
+    p.add_argument("--rev-id", help="revision id to use instead of a generated one")
+    p.add_argument("--branch-label", help="branch label for the new revision")
+    p.add_argument("revisions", nargs="*", help="revisions to merge (default: heads)")
+    p = add("check", "compare models and database (exit 3 when they differ)")
+    p.add_argument("--scripts", metavar="LOCATION", help="only this location")
+    p = add("init", "create a migration environment for an add-on at --scripts")
+    p.add_argument("--scripts", metavar="LOCATION", required=True, help="package:folder or path")
+    p.add_argument("--no-env", action="store_true", help="no env.py (use kotti_migrate's default)")
+    return parser
+
+
+class Runner:
+    """Runs one parsed command and writes its output."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
+        self.args = args
+        self.out = out
+        self._migrations: Migrations | None = None
+
+    def echo(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    @property
+    def migrations(self) -> Migrations:
+        if self._migrations is None:
+            self._migrations = Migrations.from_config_uri(self.args.config_uri)
+        return self._migrations
+
+    def default_location(self) -> Location:
+        """``--scripts``, else Kotti's location, else the only registered one."""
+        spec = getattr(self.args, "scripts", None)
+        m = self.migrations
+        if spec:
+            return m.location(spec)
+        for loc in m.locations:
+            if loc.spec == KOTTI_LOCATION:
+                return loc
+        if len(m.locations) == 1:
+            return m.locations[0]
+        if not m.locations:
+            raise LocationError("no migration locations are registered (kotti.alembic_dirs)")
+        raise LocationError(
+            "several locations are registered; choose one with --scripts=<location>: "
+            + ", ".join(loc.spec for loc in m.locations)
+        )
+
+    def selected(self) -> Location | None:
+        spec = getattr(self.args, "scripts", None)
+        return self.migrations.location(spec) if spec else None
+
+    # -- rendering --------------------------------------------------------------
+
+    def report(self, report: RunReport, verb: str) -> None:
+        loc = report.location
+        if report.sql is not None:
+            self.echo(report.sql.strip("\n") or f"-- {loc.spec}: nothing to do")
+            return
+        before = ", ".join(report.before) or "base"
+        after = ", ".join(report.after) or "base"
+        self.echo(f"{verb} {loc.spec} ({loc.version_table}): {before} -> {after}")
+        if not report.steps:
+            self.echo("  - already up to date." if verb == "Upgrading" else "  - nothing to do.")
+        total = 0.0
+        for step in report.steps:
+            total += step.seconds
+            desc = f" ({step.description})" if step.description else ""
+            self.echo(f"  - {step.direction} {step.revision}{desc}: {step.seconds:.3f} s")
+        if report.steps:
+            self.echo(f"  {len(report.steps)} step(s) in {total:.3f} s")
+
+    # -- commands -----------------------------------------------------------------
+
+    def cmd_list_all(self) -> int:
+        m = self.migrations
+        current = m.current()
+        for loc in m.locations:
+            self.echo(f"{loc.spec} ({loc.version_table}):")
+            for script in m.history(loc)[::-1]:
+                self.echo(f"  - {script.down_revision} -> {script.revision}: {script.doc}")
+            self.echo(f"  - current revision: {', '.join(current[loc] or ()) or None}")
+            self.echo()
+        return EXIT_OK
+
+    def cmd_upgrade(self) -> int:
+        loc = self.default_location()
+        for report in self.migrations.upgrade(loc, self.args.rev or "heads", sql=self.args.sql):
+            self.report(report, "Upgrading")
+        return EXIT_OK
+
+    def cmd_upgrade_all(self) -> int:
+        for report in self.migrations.upgrade(None, "heads", sql=self.args.sql):
+            self.report(report, "Upgrading")
+        return EXIT_OK
+
+    def cmd_stamp_head(self) -> int:
+        loc = self.default_location()
+        a = self.args
+        report = self.migrations.stamp(loc, a.rev or "heads", sql=a.sql, purge=a.purge)
+        self.report(report, "Stamping")
+        return EXIT_OK
+
+    def cmd_stamp_heads(self) -> int:
+        for report in self.migrations.stamp_heads():
+            self.report(report, "Stamping")
+        return EXIT_OK
+
+    def cmd_status(self) -> int:
+        rows = [("LOCATION", "VERSION TABLE", "CURRENT", "HEAD(S)", "PENDING")]
+        pending = False
+        for st in self.migrations.status(self.selected()):
+            if st.current is None:
+                current = "(no version table)"
+            else:
+                current = ", ".join(st.current) or "base"
+            if st.unknown:
+                count = "unknown revision"
+            else:
+                count = str(len(st.pending))
+            pending = pending or not st.up_to_date
+            rows.append((st.location.spec, st.location.version_table, current, ", ".join(st.heads), count))
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        for row in rows:
+            self.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        return EXIT_PENDING if pending else EXIT_OK
+
+    def cmd_current(self) -> int:
+        m = self.migrations
+        for loc, revs in m.current(self.selected()).items():
+            heads = set(m.scripts(loc).get_heads())
+            if revs is None:
+                shown = "(no version table)"
+            else:
+                shown = ", ".join(f"{r} (head)" if r in heads else r for r in revs) or "base"
+            self.echo(f"{loc.spec} ({loc.version_table}): {shown}")
+        return EXIT_OK
+
+    def cmd_heads(self) -> int:
+        m = self.migrations
+        for loc in [self.selected()] if self.selected() else m.locations:
+            for script in m.heads(loc):
+                self.echo(f"{loc.spec}: {revision_label(script)} (head)")
+        return EXIT_OK
+
+    def cmd_history(self) -> int:
+        loc = self.default_location()
+        m = self.migrations
+        heads = set(m.scripts(loc).get_heads())
+        for script in m.history(loc, self.args.range):
+            down = ", ".join(script._versioned_down_revisions) or "<base>"
+            mark = " (head)" if script.revision in heads else ""
+            doc = (script.doc or "").strip().splitlines()
+            self.echo(f"{down} -> {script.revision}{mark}, {doc[0] if doc else ''}".rstrip(", "))
+        return EXIT_OK
+
+    def cmd_show(self) -> int:
+        loc = self.default_location()
+        for script in self.migrations.show(loc, self.args.rev):
+            self.echo(f"Rev: {script.revision}")
+            self.echo(f"Parent: {', '.join(script._versioned_down_revisions) or '<base>'}")
+            if script.branch_labels:
+                self.echo(f"Branch names: {', '.join(sorted(script.branch_labels))}")
+            self.echo(f"Path: {script.path}")
+            self.echo()
+            self.echo((script.doc or "").strip())
+        return EXIT_OK
+
+    def cmd_downgrade(self) -> int:
+        loc = self.default_location()
+        self.report(self.migrations.downgrade(loc, self.args.rev, sql=self.args.sql), "Downgrading")
+        return EXIT_OK
+
+    def cmd_revision(self) -> int:
+        a = self.args
+        for script in self.migrations.revision(
+            self.default_location(),
+            a.message,
+            autogenerate=a.autogenerate,
+            rev_id=a.rev_id,
+            head=a.head,
+            splice=a.splice,
+            branch_label=a.branch_label,
+            depends_on=a.depends_on,
+        ):
+            self.echo(f"Generated {script.path}")
+        return EXIT_OK
+
+    def cmd_merge(self) -> int:
+        a = self.args
+        script = self.migrations.merge(
+            self.default_location(), a.revisions or ["heads"], a.message, a.branch_label, a.rev_id
+        )
+        self.echo(f"Generated {script.path}")
+        return EXIT_OK
+
+    def cmd_check(self) -> int:
+        differs = False
+        for result in self.migrations.check(self.selected()):
+            if result.diffs:
+                differs = True
+                self.echo(f"{result.location.spec}: models and database differ:")
+                for diff in result.diffs:
+                    self.echo(f"  - {_describe_diff(diff)}")
+            else:
+                self.echo(f"{result.location.spec}: no differences")
+        return EXIT_PENDING if differs else EXIT_OK
+
+    def cmd_init(self) -> int:
+        from .settings import split_config_uri
+
+        path, _ = split_config_uri(self.args.config_uri)
+        here = os.path.dirname(path)
+        migrations = Migrations({"sqlalchemy.url": "sqlite://"}, here=here)
+        loc = migrations.init(self.args.scripts, with_env=not self.args.no_env)
+        self.echo(f"Created migration environment {loc.path}")
+        self.echo(f"  version table: {loc.version_table}")
+        self.echo(f"  register it: settings['kotti.alembic_dirs'] += ' {self.args.scripts}'")
+        self.echo(f"  first revision: kotti-migrate {self.args.config_uri} revision "
+                  f"--scripts={self.args.scripts} -m \"...\"")
+        return EXIT_OK
+
+
+def _describe_diff(diff: Any) -> str:
+    if isinstance(diff, tuple) and diff:
+        kind = diff[0]
+        obj = diff[1] if len(diff) > 1 else None
+        name = getattr(obj, "name", None)
+        table = getattr(getattr(obj, "table", None), "name", None)
+        if table and name:
+            return f"{kind}: {table}.{name}"
+        if name:
+            return f"{kind}: {name}"
+        return str(kind)
+    if isinstance(diff, list) and diff:
+        inner = diff[0]
+        if isinstance(inner, tuple) and len(inner) > 3:
+            return f"{inner[0]}: {inner[2]}.{inner[3]}"
+    return str(diff)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run ``kotti-migrate``; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"kotti-migrate: error: {exc}", file=err)
+        return EXIT_USAGE
+    runner = Runner(args, out)
+    handler: Callable[[], int] = getattr(runner, f"cmd_{args.command}")
+    url = None
+    try:
+        _setup_logging(args.config_uri)
+        return handler()
+    except MigrateError as exc:
+        url = _url_of(runner)
+        if verbose:
+            print(database.scrub(getattr(exc, "details", "") or "", url), file=err, end="")
+            print(database.scrub(traceback.format_exc(), url), file=err, end="")
+        print(f"kotti-migrate: error: {database.scrub(str(exc), url)}", file=err)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("kotti-migrate: interrupted", file=err)
+        return EXIT_ERROR
+    except Exception as exc:  # an unexpected failure: still one line unless -v
+        url = _url_of(runner)
+        if verbose:
+            print(database.scrub(traceback.format_exc(), url), file=err, end="")
+        text = str(exc).strip().splitlines()
+        message = f"{type(exc).__name__}: {text[0] if text else ''}"
+        print(
+            f"kotti-migrate: error: {database.scrub(message, url)} (run with -v for details)",
+            file=err,
+        )
+        return EXIT_ERROR
+    finally:
+        if runner._migrations is not None:
+            runner._migrations.dispose()
+
+
+def _url_of(runner: Runner) -> Any:
+    if runner._migrations is None:
+        return None
+    return runner._migrations.settings.get("sqlalchemy.url")
+
+
+def _setup_logging(config_uri: str) -> None:
+    """Apply the ini file's logging configuration when it has one."""
+    from .settings import split_config_uri
+
+    path, _ = split_config_uri(config_uri)
+    if not os.path.isfile(path):
+        return
+    import configparser
+
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return
+    if parser.has_section("loggers"):
+        import logging.config
+
+        try:
+            logging.config.fileConfig(
+                path, {"here": os.path.dirname(path), "__file__": path}, disable_existing_loggers=False
+            )
+        except Exception:
+            pass
+
+
+def run() -> None:
+    """Console script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,710 @@
+"""The library API: one :class:`Migrations` per site, a row of thin verbs.
+
+Verbs return data (revision objects, reports) and never print; the CLI
+renders them.  Every verb takes a location (a spec, a package name or a
+path) or works on all registered locations, in order.
+
+Example::
+
+    from kotti_migrate import Migrations
+
+    migrations = Migrations.from_config_uri("development.ini")
+    for status in migrations.status():
+        print(status.location, status.current, status.heads)
+    migrations.upgrade()            # every location to its head(s)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import sqlalchemy as sa
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import Script
+from alembic.script.revision import MultipleHeads, ResolutionError
+from alembic.script.revision import RevisionError as AlembicRevisionError
+from alembic.util import CommandError
+
+from . import database
+from .environment import StepRecorder, StepReport, alembic_config, bind_kotti_session, env_lock
+from .errors import (
+    ConfigurationError,
+    LocationError,
+    MigrateError,
+    MigrationFailed,
+    RevisionError,
+)
+from .locations import (
+    KOTTI_LOCATION,
+    Location,
+    find_location,
+    registered_specs,
+    resolve_locations,
+    version_table_for,
+)
+from .scripts import LocationScripts, RevisionIndex, load_scripts, revision_index
+from .settings import Options, kotti_available, load_app
+
+LocationArg = "Location | str | None"
+
+
+@dataclass
+class LocationStatus:
+    """Where one location stands.
+
+    :ivar current: revisions in the version table; None when it is missing
+    :ivar heads: head revisions on disk
+    :ivar pending: revisions an upgrade to heads would apply
+    :ivar unknown: revisions in the database that the code does not know
+    """
+
+    location: Location
+    current: tuple[str, ...] | None
+    heads: tuple[str, ...]
+    pending: list[Script] = field(default_factory=list)
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def up_to_date(self) -> bool:
+        """True when the database is exactly at the head(s)."""
+        return not self.pending and not self.unknown and self.current is not None
+
+
+@dataclass
+class RunReport:
+    """What one upgrade, downgrade or stamp did to one location."""
+
+    location: Location
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    steps: list[StepReport]
+    sql: str | None = None
+
+
+@dataclass
+class CheckResult:
+    """Differences between the models and the database, for one location."""
+
+    location: Location
+    diffs: list[Any]
+
+
+class Migrations:
+    """All migration locations of one site, and the verbs over them.
+
+    :param settings: the app's settings (``sqlalchemy.url``,
+        ``kotti.alembic_dirs``, ``kotti_migrate.*``)
+    :param registry: the Pyramid registry, for locations registered with
+        ``config.add_alembic_dir``
+    :param here: folder that relative location paths are relative to
+    :param engine: an engine to use instead of one built from settings
+    """
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        registry: Any = None,
+        here: str | os.PathLike[str] | None = None,
+        engine: sa.engine.Engine | None = None,
+    ) -> None:
+        self.settings = dict(settings)
+        self.options = Options.from_settings(self.settings)
+        self.here = here
+        self.locations: list[Location] = resolve_locations(
+            registered_specs(self.settings, registry), here
+        )
+        self._engine = engine
+        self._owns_engine = engine is None
+        self._scripts: dict[Path, LocationScripts] = {}
+
+    @classmethod
+    def from_config_uri(cls, config_uri: str) -> Migrations:
+        """Load a site from an ini file (``app.ini`` or ``app.ini#section``)."""
+        app = load_app(config_uri)
+        return cls(app.settings, app.registry, here=app.here)
+
+    # -- what the site is made of --------------------------------------------
+
+    @property
+    def uses_kotti(self) -> bool:
+        """True for a Kotti site: Kotti importable and its migrations registered."""
+        return any(loc.spec == KOTTI_LOCATION for loc in self.locations) and kotti_available()
+
+    @property
+    def engine(self) -> sa.engine.Engine:
+        """The app's engine (built from ``sqlalchemy.*`` settings on first use)."""
+        if self._engine is None:
+            self._engine = database.engine_from_settings(self.settings)
+        return self._engine
+
+    def dispose(self) -> None:
+        """Close the connections of an engine this object created."""
+        if self._engine is not None and self._owns_engine:
+            self._engine.dispose()
+
+    @property
+    def metadata(self) -> sa.MetaData | None:
+        """The app's metadata: ``kotti_migrate.metadata``, else Kotti's."""
+        name = self.options.metadata
+        if name is None:
+            if self.uses_kotti:
+                import kotti
+
+                return kotti.metadata
+            return None
+        from pyramid.path import DottedNameResolver
+
+        try:
+            obj = DottedNameResolver().resolve(name)
+        except (ImportError, ValueError) as exc:
+            raise ConfigurationError(
+                f"setting kotti_migrate.metadata: cannot import {name!r} ({exc})"
+            ) from None
+        obj = getattr(obj, "metadata", obj)
+        if not isinstance(obj, sa.MetaData):
+            raise ConfigurationError(
+                f"setting kotti_migrate.metadata: {name!r} is not a MetaData "
+                f"or declarative base"
+            )
+        return obj
+
+    def location(self, spec: Location | str | os.PathLike[str] | None = None) -> Location:
+        """Find a location by spec, package name or path (default: the first one).
+
+        :raises LocationError: unknown location
+        """
+        if isinstance(spec, Location):
+            return spec
+        if spec is None:
+            if not self.locations:
+                raise LocationError("no migration locations are registered")
+            return self.locations[0]
+        return find_location(self.locations, str(spec), self.here)
+
+    def _selected(self, spec: Location | str | None) -> list[Location]:
+        return list(self.locations) if spec is None else [self.location(spec)]
+
+    def scripts(self, location: Location | str | None = None) -> LocationScripts:
+        """The revision graph of a location (loaded once per object)."""
+        loc = self.location(location)
+        if loc.path not in self._scripts:
+            self._scripts[loc.path] = load_scripts(loc)
+        return self._scripts[loc.path]
+
+    def index(self, location: Location) -> RevisionIndex:
+        """Heads and revision ids of a location, from the on-disk cache."""
+        return revision_index(location, self.options.cache_dir)
+
+    def owned_tables(self, location: Location) -> set[str]:
+        """Tables that belong to a location.
+
+        From the setting ``kotti_migrate.tables.<package>`` when given, else
+        the tables of mapped classes defined in the location's package.
+        """
+        override = self.settings.get(f"kotti_migrate.tables.{location.package}")
+        if override is not None:
+            return set(str(override).split())
+        metadata = self.metadata
+        if metadata is None:
+            return set()
+        from sqlalchemy.orm import mapperlib
+
+        prefix = location.package
+        owned: set[str] = set()
+        for registry in list(mapperlib._all_registries()):
+            for mapper in list(registry.mappers):
+                module = getattr(mapper.class_, "__module__", "") or ""
+                if module != prefix and not module.startswith(prefix + "."):
+                    continue
+                for table in mapper.tables:
+                    if table.metadata is metadata and table.name in metadata.tables:
+                        owned.add(table.name)
+        return owned
+
+    def context_options(self, location: Location) -> dict[str, Any]:
+        """Options for ``context.configure`` in kotti_migrate's environment."""
+        version_tables = {loc.version_table for loc in self.locations}
+        version_tables.add(location.version_table)
+        others_own: set[str] = set()
+        if len(self.locations) > 1 and self.metadata is not None:
+            mine = self.owned_tables(location)
+            for other in self.locations:
+                if other.path != location.path:
+                    others_own |= self.owned_tables(other) - mine
+
+        def include_object(obj: Any, name: str, type_: str, reflected: bool, compare_to: Any) -> bool:
+            if type_ == "table":
+                if name in version_tables or name.endswith("_alembic_version"):
+                    return False
+                if name in others_own:
+                    return False
+            return True
+
+        options: dict[str, Any] = {
+            "target_metadata": self.metadata,
+            "version_table": location.version_table,
+            "include_object": include_object,
+            "compare_type": True,
+        }
+        if self.engine.url.get_backend_name() == "sqlite":
+            options["render_as_batch"] = True
+        return options
+
+    # -- running an environment -----------------------------------------------
+
+    def _run(
+        self,
+        location: Location,
+        fn: Any,
+        *,
+        sql: bool = False,
+        template_args: dict | None = None,
+        **kw: Any,
+    ) -> tuple[StepRecorder, str | None]:
+        """Run ``fn`` inside the location's migration environment.
+
+        :returns: the step recorder and, in ``sql`` mode, the SQL emitted
+        """
+        scripts = self.scripts(location)
+        buffer = io.StringIO() if sql else None
+        config = alembic_config(self, location, stdout=io.StringIO())
+        recorder = StepRecorder()
+        opts: dict[str, Any] = dict(
+            fn=recorder.wrap(fn),
+            as_sql=sql,
+            version_table=location.version_table,
+            **kw,
+        )
+        if buffer is not None:
+            opts["output_buffer"] = buffer
+        if template_args is not None:
+            opts["template_args"] = template_args
+        captured = io.StringIO()
+        with env_lock:
+            if self.uses_kotti and not sql:
+                bind_kotti_session(self.engine)
+            # An env.py of its own may print (Kotti's prints tracebacks and
+            # swallows the error): keep that out of the user's way.
+            redirect = (
+                contextlib.redirect_stderr(captured)
+                if loc_has_env(location)
+                else contextlib.nullcontext()
+            )
+            with EnvironmentContext(config, scripts, **opts), redirect:
+                try:
+                    scripts.run_env()
+                except MigrateError:
+                    raise
+                except (CommandError, AlembicRevisionError) as exc:
+                    if recorder.pending_step is not None:
+                        raise self._failed(location, recorder, exc, sql, captured) from exc
+                    raise RevisionError(f"location {location.spec!r}: {exc}") from exc
+                except sa.exc.OperationalError as exc:
+                    if recorder.pending_step is None and not recorder.applied:
+                        raise database.unreachable(self.engine, exc) from None
+                    raise self._failed(location, recorder, exc, sql, captured) from exc
+                except Exception as exc:
+                    raise self._failed(location, recorder, exc, sql, captured) from exc
+        if recorder.pending_step is not None:
+            raise self._failed(location, recorder, None, sql, captured)
+        if captured.getvalue():
+            sys.stderr.write(captured.getvalue())
+        return recorder, buffer.getvalue() if buffer is not None else None
+
+    def _failed(
+        self,
+        location: Location,
+        recorder: StepRecorder,
+        exc: BaseException | None,
+        sql: bool,
+        captured: io.StringIO,
+    ) -> MigrationFailed:
+        revision = recorder.failed_revision
+        output = captured.getvalue()
+        if exc is None:
+            last = _last_error_line(output)
+            reason = (
+                f"{last} (reported and rolled back by its env.py)"
+                if last
+                else "its env.py handled the error and rolled back"
+            )
+            reason = database.scrub(reason, self.engine.url)
+        else:
+            text = str(exc).strip().splitlines()
+            reason = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+            reason = database.scrub(reason, self.engine.url)
+        current: tuple[str, ...] = ()
+        where = ""
+        if not sql:
+            try:
+                current = self.current_revisions(location) or ()
+                where = f"; the database is at {', '.join(current) or 'base'}"
+            except MigrateError:
+                pass
+        what = f"revision {revision}" if revision else "the migration environment"
+        error = MigrationFailed(
+            f"location {location.spec!r}: {what} failed: {reason}{where}",
+            location=location.spec,
+            revision=revision,
+            current=current,
+        )
+        error.details = database.scrub(output, self.engine.url)
+        return error
+
+    def _resolve(self, scripts: LocationScripts, location: Location, revision: str) -> None:
+        """Check that a revision name exists, with a clear error otherwise."""
+        if revision in ("head", "heads", "base") or revision.startswith(("+", "-")) or ":" in revision:
+            return
+        for part in revision.replace("@", " ").split():
+            if part in ("head", "heads", "base") or part.lstrip("+-").isdigit():
+                continue
+            try:
+                found = scripts.revision_map.get_revisions(part)
+            except MultipleHeads as exc:
+                raise RevisionError(f"location {location.spec!r}: {exc}") from None
+            except ResolutionError as exc:
+                message = str(exc)
+                if "ambiguous" in message.lower() or "multiple" in message.lower():
+                    raise RevisionError(
+                        f"location {location.spec!r}: revision prefix {part!r} is ambiguous"
+                    ) from None
+                raise RevisionError(
+                    f"location {location.spec!r}: unknown revision {part!r}"
+                ) from None
+            if not found:
+                raise RevisionError(f"location {location.spec!r}: unknown revision {part!r}")
+
+    # -- reading ---------------------------------------------------------------
+
+    def current_revisions(self, location: Location | str | None = None) -> tuple[str, ...] | None:
+        """Revisions recorded for a location; None when its version table is missing."""
+        loc = self.location(location)
+        with database.connect(self.engine) as connection:
+            return database.read_versions(connection, [loc.version_table])[loc.version_table]
+
+    def current(self, location: Location | str | None = None) -> dict[Location, tuple[str, ...] | None]:
+        """Recorded revisions of one or all locations (one database round trip)."""
+        selected = self._selected(location)
+        with database.connect(self.engine) as connection:
+            versions = database.read_versions(connection, [loc.version_table for loc in selected])
+        return {loc: versions[loc.version_table] for loc in selected}
+
+    def heads(self, location: Location | str | None = None) -> list[Script]:
+        """Head revisions of a location."""
+        scripts = self.scripts(location)
+        return [scripts.get_revision(rev) for rev in scripts.get_heads()]
+
+    def history(self, location: Location | str | None = None, rev_range: str | None = None) -> list[Script]:
+        """Revisions of a location, newest first (optionally ``base:head`` style range)."""
+        loc = self.location(location)
+        scripts = self.scripts(loc)
+        base, head = "base", "heads"
+        if rev_range:
+            if ":" not in rev_range:
+                raise RevisionError(f"history range {rev_range!r} must look like START:END")
+            base, _, head = rev_range.partition(":")
+            base, head = base or "base", head or "heads"
+            for rev in (base, head):
+                self._resolve(scripts, loc, rev)
+        try:
+            return list(scripts.walk_revisions(base=base, head=head))
+        except (CommandError, AlembicRevisionError) as exc:
+            raise RevisionError(f"location {loc.spec!r}: {exc}") from None
+
+    def show(self, location: Location | str | None, revision: str) -> list[Script]:
+        """The revision(s) a name refers to (``head``, an id or prefix)."""
+        loc = self.location(location)
+        scripts = self.scripts(loc)
+        self._resolve(scripts, loc, revision)
+        try:
+            return [s for s in scripts.get_revisions(revision) if s is not None]
+        except (CommandError, AlembicRevisionError) as exc:
+            raise RevisionError(f"location {loc.spec!r}: {exc}") from None
+
+    def status(self, location: Location | str | None = None) -> list[LocationStatus]:
+        """Where every (or one) location stands against its heads."""
+        selected = self._selected(location)
+        current = self.current(location)
+        result = []
+        for loc in selected:
+            scripts = self.scripts(loc)
+            heads = tuple(sorted(scripts.get_heads()))
+            revs = current[loc]
+            known = {s.revision for s in scripts.walk_revisions()}
+            unknown = tuple(r for r in (revs or ()) if r not in known)
+            pending: list[Script] = []
+            if not unknown:
+                pending = list(
+                    scripts.revision_map.iterate_revisions(
+                        "heads", revs or "base", inclusive=False, implicit_base=True
+                    )
+                )
+                pending = [s for s in pending if s is not None and s.revision not in (revs or ())]
+            result.append(LocationStatus(loc, revs, heads, pending, unknown))
+        return result
+
+    # -- changing the database --------------------------------------------------
+
+    def upgrade(
+        self, location: Location | str | None = None, revision: str = "heads", sql: bool = False
+    ) -> list[RunReport]:
+        """Upgrade one location, or all in order, to ``revision`` (all heads by default).
+
+        With ``sql``, the SQL is returned instead of run; it starts from the
+        database's current revision (or ``START:END`` given as ``revision``).
+        """
+        reports = []
+        for loc in self._selected(location):
+            scripts = self.scripts(loc)
+            starting_rev, destination = None, revision
+            if sql and ":" in revision:
+                starting_rev, destination = revision.split(":", 1)
+                self._resolve(scripts, loc, starting_rev)
+            self._resolve(scripts, loc, destination)
+            before = self.current_revisions(loc) or () if not sql or starting_rev is None else ()
+            if sql and starting_rev is None:
+                if set(before) == set(scripts.get_heads()) and destination in ("head", "heads"):
+                    reports.append(RunReport(loc, before, before, [], ""))
+                    continue
+                if len(before) > 1:
+                    raise RevisionError(
+                        f"location {loc.spec!r}: the database has several heads; "
+                        f"give --rev START:END for --sql"
+                    )
+                starting_rev = before[0] if before else None
+
+            def fn(
+                rev: Any, context: Any, scripts: LocationScripts = scripts, destination: str = destination
+            ) -> Any:
+                return scripts._upgrade_revs(destination, rev)
+
+            recorder, output = self._run(
+                loc, fn, sql=sql, starting_rev=starting_rev, destination_rev=destination
+            )
+            after = before if sql else (self.current_revisions(loc) or ())
+            reports.append(RunReport(loc, before, after, recorder.applied, output))
+        return reports
+
+    def downgrade(
+        self, location: Location | str | None, revision: str, sql: bool = False
+    ) -> RunReport:
+        """Downgrade one location to ``revision`` (``base``, an id, ``-1``...)."""
+        loc = self.location(location)
+        scripts = self.scripts(loc)
+        starting_rev = None
+        if sql:
+            if ":" not in revision:
+                raise RevisionError("downgrade with --sql needs a range START:END")
+            starting_rev, revision = revision.split(":", 1)
+        self._resolve(scripts, loc, revision)
+        before = () if sql else (self.current_revisions(loc) or ())
+
+        def fn(rev: Any, context: Any) -> Any:
+            return scripts._downgrade_revs(revision, rev)
+
+        recorder, output = self._run(
+            loc, fn, sql=sql, starting_rev=starting_rev, destination_rev=revision
+        )
+        after = () if sql else (self.current_revisions(loc) or ())
+        return RunReport(loc, before, after, recorder.applied, output)
+
+    def stamp(
+        self,
+        location: Location | str | None,
+        revision: str | Sequence[str] = "heads",
+        sql: bool = False,
+        purge: bool = False,
+    ) -> RunReport:
+        """Record ``revision`` without running migrations (``None``/``base`` clears)."""
+        loc = self.location(location)
+        scripts = self.scripts(loc)
+        if revision is None or revision == "None":
+            revision = "base"
+        revisions = (revision,) if isinstance(revision, str) else tuple(revision)
+        for rev in revisions:
+            self._resolve(scripts, loc, rev)
+        before = () if sql else (self.current_revisions(loc) or ())
+
+        def fn(rev: Any, context: Any) -> Any:
+            return scripts._stamp_revs(revisions if len(revisions) > 1 else revisions[0], rev)
+
+        recorder, output = self._run(
+            loc, fn, sql=sql, starting_rev=None, destination_rev=revisions[-1], purge=purge
+        )
+        after = () if sql else (self.current_revisions(loc) or ())
+        return RunReport(loc, before, after, recorder.applied, output)
+
+    def stamp_heads(self) -> list[RunReport]:
+        """Stamp every location at its head(s): one row per head."""
+        return [self.stamp(loc, "heads") for loc in self.locations]
+
+    # -- writing revision files --------------------------------------------------
+
+    def revision(
+        self,
+        location: Location | str | None,
+        message: str | None = None,
+        autogenerate: bool = False,
+        rev_id: str | None = None,
+        head: str = "head",
+        splice: bool = False,
+        branch_label: str | None = None,
+        depends_on: str | Sequence[str] | None = None,
+    ) -> list[Script]:
+        """Create a revision file (autogenerated from the models when asked)."""
+        from alembic.autogenerate import RevisionContext
+
+        loc = self.location(location)
+        scripts = self.scripts(loc)
+        if rev_id is not None and rev_id in {s.revision for s in scripts.walk_revisions()}:
+            raise RevisionError(f"location {loc.spec!r}: revision {rev_id!r} already exists")
+        if autogenerate and self.metadata is None:
+            raise ConfigurationError(
+                "autogenerate needs the app's metadata: set kotti_migrate.metadata"
+            )
+        if head not in ("head", "heads") and "@" not in head:
+            self._resolve(scripts, loc, head)
+        config = alembic_config(self, loc, stdout=io.StringIO())
+        command_args = dict(
+            message=message,
+            autogenerate=autogenerate,
+            sql=False,
+            head=head,
+            splice=splice,
+            branch_label=branch_label,
+            version_path=None,
+            rev_id=rev_id,
+            depends_on=depends_on,
+        )
+        context = RevisionContext(config, scripts, command_args)
+        if autogenerate:
+
+            def fn(rev: Any, ctx: Any) -> Any:
+                context.run_autogenerate(rev, ctx)
+                return []
+
+            self._run(loc, fn, template_args=context.template_args, revision_context=context)
+        try:
+            generated = [s for s in context.generate_scripts() if s is not None]
+        except (CommandError, AlembicRevisionError) as exc:
+            raise RevisionError(f"location {loc.spec!r}: {exc}") from None
+        self._scripts.pop(loc.path, None)
+        return generated
+
+    def merge(
+        self,
+        location: Location | str | None,
+        revisions: Sequence[str] = ("heads",),
+        message: str | None = None,
+        branch_label: str | None = None,
+        rev_id: str | None = None,
+    ) -> Script:
+        """Create a revision that merges several heads (all heads by default)."""
+        from alembic.util import rev_id as new_rev_id
+
+        loc = self.location(location)
+        scripts = self.scripts(loc)
+        for rev in revisions:
+            self._resolve(scripts, loc, rev)
+        try:
+            script = scripts.generate_revision(
+                rev_id or new_rev_id(),
+                message,
+                refresh=True,
+                head=list(revisions),
+                branch_labels=branch_label,
+                config=alembic_config(self, loc),
+            )
+        except (CommandError, AlembicRevisionError) as exc:
+            raise RevisionError(f"location {loc.spec!r}: {exc}") from None
+        self._scripts.pop(loc.path, None)
+        assert script is not None
+        return script
+
+    def check(self, location: Location | str | None = None) -> list[CheckResult]:
+        """Compare the models with the database (what autogenerate would write).
+
+        Runs kotti_migrate's own comparison (not the location's env.py), so
+        version tables and other locations' tables are left out alike.
+        """
+        from alembic.autogenerate import compare_metadata
+        from alembic.runtime.migration import MigrationContext
+
+        metadata = self.metadata
+        if metadata is None:
+            raise ConfigurationError(
+                "check needs the app's metadata: set kotti_migrate.metadata"
+            )
+        results = []
+        with database.connect(self.engine) as connection:
+            for loc in self._selected(location):
+                options = self.context_options(loc)
+                options.pop("render_as_batch", None)
+                context = MigrationContext.configure(connection, opts=options)
+                results.append(CheckResult(loc, list(compare_metadata(context, metadata))))
+        return results
+
+    def init(self, spec: str, with_env: bool = True) -> Location:
+        """Create a migration environment for an add-on at ``spec``.
+
+        Creates the folder with ``versions/``, ``script.py.mako`` and (unless
+        ``with_env`` is false) an ``env.py`` that delegates to kotti_migrate,
+        so that plain ``alembic -c <ini>`` works too.
+
+        :raises LocationError: the folder exists and is not empty
+        """
+        from .locations import _package_folder, is_asset_spec
+
+        if is_asset_spec(spec):
+            package, _, folder = spec.partition(":")
+            path = _package_folder(package, spec) / folder
+        else:
+            path = Path(os.path.expanduser(spec))
+            if not path.is_absolute():
+                path = Path(self.here or os.getcwd()) / path
+        if path.exists() and any(path.iterdir()):
+            raise LocationError(f"location {spec!r}: folder {path} exists and is not empty")
+        template = Path(__file__).parent / "template"
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "versions").mkdir()
+        shutil.copy(template / "script.py.mako", path / "script.py.mako")
+        if with_env:
+            shutil.copy(template / "env.py", path / "env.py")
+        (path / "README").write_text(
+            "Migration environment managed with kotti_migrate.\n"
+            f"Register it in your add-on: settings['kotti.alembic_dirs'] += ' {spec}'\n"
+            "or config.add_alembic_dir(...) in its includeme.\n"
+        )
+        return Location(
+            spec=spec,
+            path=path.resolve(),
+            package=_package_of(path),
+            version_table=version_table_for(_package_of(path)),
+        )
+
+
+def loc_has_env(location: Location) -> bool:
+    """True when the location runs an env.py of its own."""
+    return location.env_py is not None
+
+
+def _last_error_line(output: str) -> str:
+    """The exception line of the last traceback in ``output``."""
+    for line in reversed(output.strip().splitlines()):
+        if line and not line[0].isspace() and not line.startswith(("[SQL", "(Background", "[parameters")):
+            if "Error" in line or "Exception" in line or ":" in line:
+                return line.strip()
+    return ""
+
+
+def _package_of(path: Path) -> str:
+    from .locations import _package_of_path
+
+    return _package_of_path(path)

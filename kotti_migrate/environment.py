@@ -1,0 +1,202 @@
+"""The migration environment: how a location's migrations meet the database.
+
+A location with its own ``env.py`` runs it; one without runs
+:func:`run_default_environment`, which connects to the app's database
+(``sqlalchemy.url``), records the revision in the location's version table
+and compares against the app's metadata for autogenerate.  Both work online
+and offline (``--sql``).
+
+An ``env.py`` created by ``kotti-migrate init`` calls :func:`run_environment`,
+so the same folder works under ``kotti-migrate`` and under Alembic's own
+``alembic -c <ini>`` command.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from alembic.config import Config
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .commands import Migrations
+    from .locations import Location
+
+#: Key of :attr:`alembic.config.Config.attributes` holding ``(Migrations, Location)``.
+ATTRIBUTE = "kotti_migrate"
+
+#: Alembic's ``alembic.context`` is a module-level proxy: one environment
+#: runs at a time in a process.
+env_lock = threading.RLock()
+
+
+@dataclass
+class StepReport:
+    """One revision applied (or stamped) by a run."""
+
+    revision: str
+    description: str
+    direction: str
+    seconds: float
+
+
+@dataclass
+class StepRecorder:
+    """Follows the steps Alembic runs, to time them and find the one that failed.
+
+    ``wrap`` wraps the function handed to the environment.  Alembic asks it
+    for the steps one at a time and runs each (migration, version table
+    update) before asking for the next, so a step is complete when the next
+    one is asked for.  A step handed out but never completed is the one that
+    failed, even when an ``env.py`` swallowed the exception.
+    """
+
+    applied: list[StepReport] = field(default_factory=list)
+    pending_step: Any = None
+    _started: float = 0.0
+
+    def wrap(self, fn: Callable[[Any, Any], Iterable[Any]]) -> Callable[[Any, Any], Iterator[Any]]:
+        def steps(heads: Any, context: Any) -> Iterator[Any]:
+            for step in fn(heads, context) or ():
+                self.pending_step = step
+                self._started = time.perf_counter()
+                yield step
+                self._completed(step)
+
+        return steps
+
+    def _completed(self, step: Any) -> None:
+        info = step.info
+        if info.is_stamp:
+            revs, direction = info.destination_revision_ids, "stamp"
+        else:
+            revs = info.up_revision_ids
+            direction = "upgrade" if info.is_upgrade else "downgrade"
+        doc = "" if info.is_stamp else (getattr(step, "doc", None) or "")
+        lines = doc.strip().splitlines()
+        self.applied.append(
+            StepReport(
+                revision=", ".join(revs) or "base",
+                description=lines[0] if lines else "",
+                direction=direction,
+                seconds=time.perf_counter() - self._started,
+            )
+        )
+        self.pending_step = None
+
+    @property
+    def failed_revision(self) -> str | None:
+        """The revision of the step that started but never completed."""
+        step = self.pending_step
+        if step is None:
+            return None
+        revision = getattr(step, "revision", None)
+        if revision is not None:
+            return revision.revision
+        return ", ".join(getattr(step, "to_revisions", ()) or ()) or "stamp"
+
+
+def alembic_config(migrations: Migrations, location: Location, stdout: Any = None) -> Config:
+    """An Alembic :class:`~alembic.config.Config` for one location."""
+    kwargs = {"stdout": stdout} if stdout is not None else {}
+    config = Config(**kwargs)
+    config.set_main_option("script_location", str(location.path))
+    url = migrations.settings.get("sqlalchemy.url")
+    if url:
+        config.set_main_option("sqlalchemy.url", str(url).replace("%", "%%"))
+    config.attributes[ATTRIBUTE] = (migrations, location)
+    return config
+
+
+def bind_kotti_session(engine: Any) -> None:
+    """Bind Kotti's ``DBSession`` (and metadata) to ``engine``, as Kotti does."""
+    from kotti import DBSession, metadata
+
+    DBSession.remove()
+    DBSession.registry.clear()
+    DBSession.configure(bind=engine)
+    if hasattr(metadata, "bind"):  # SQLAlchemy < 2
+        metadata.bind = engine
+
+
+def run_environment() -> None:
+    """Entry point of an ``env.py``: works for kotti-migrate and plain alembic.
+
+    Under ``kotti-migrate`` (and at start-up) the running
+    :class:`~kotti_migrate.commands.Migrations` is handed over through the
+    Alembic config.  Under ``alembic -c app.ini ...`` the app's settings are
+    read from that ini file (the section named by the ``app`` option of
+    ``[alembic]``, ``main`` by default), so both tools use the same
+    database, version table and metadata.
+    """
+    from alembic import context
+
+    if ATTRIBUTE not in context.config.attributes:
+        from .commands import Migrations
+
+        ini = context.config.config_file_name
+        if not ini:
+            raise ConfigurationError(
+                "kotti_migrate's env.py needs an ini file with the app's settings "
+                "(alembic -c <ini>)"
+            )
+        section = context.config.get_main_option("app", "main")
+        migrations = Migrations.from_config_uri(f"{ini}#{section}")
+        location = migrations.location(context.script.dir)
+        if migrations.uses_kotti:
+            bind_kotti_session(migrations.engine)
+        context.config.attributes[ATTRIBUTE] = (migrations, location)
+    run_default_environment()
+
+
+def run_default_environment() -> None:
+    """The environment of locations without an ``env.py`` of their own."""
+    from alembic import context
+
+    migrations, location = context.config.attributes[ATTRIBUTE]
+    options = migrations.context_options(location)
+    if context.is_offline_mode():
+        context.configure(
+            url=migrations.engine.url,
+            literal_binds=True,
+            dialect_opts={"paramstyle": "named"},
+            **options,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    elif migrations.uses_kotti:
+        _run_in_kotti_transaction(context, options)
+    else:
+        with migrations.engine.connect() as connection:
+            context.configure(
+                connection=connection, transaction_per_migration=True, **options
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+            if hasattr(connection, "commit") and connection.in_transaction():
+                connection.commit()
+
+
+def _run_in_kotti_transaction(context: Any, options: dict) -> None:
+    """Run on Kotti's ``DBSession`` so that migrations may use the ORM.
+
+    Unlike Kotti's env.py, an error is not swallowed: the transaction is
+    aborted and the error reaches the caller.
+    """
+    import transaction
+    from kotti import DBSession
+    from zope.sqlalchemy import mark_changed
+
+    transaction.begin()
+    try:
+        context.configure(connection=DBSession.connection(), **options)
+        context.run_migrations()
+        mark_changed(DBSession())
+    except BaseException:
+        transaction.abort()
+        raise
+    transaction.commit()

@@ -1,0 +1,249 @@
+"""Where migration locations come from and what they resolve to.
+
+A *location* names a folder holding an Alembic migration environment
+(a ``versions/`` folder, optionally an ``env.py`` and a
+``script.py.mako``).  It is written either as an asset spec
+``package:folder`` (``kotti:alembic``) or as a filesystem path, absolute or
+relative to the folder of the configuration file.
+
+Locations are registered through the ``kotti.alembic_dirs`` setting
+(whitespace separated, Kotti's convention) and through the Pyramid
+directive ``config.add_alembic_dir(location)``.  Every location records its
+revision in its own version table ``<package>_alembic_version``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .errors import ConfigurationError, LocationError
+
+#: Kotti's own migrations; listed first whenever registered.
+KOTTI_LOCATION = "kotti:alembic"
+
+#: Registry key under which ``add_alembic_dir`` stores its locations.
+REGISTRY_KEY = "kotti_migrate.registered_locations"
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+#: PostgreSQL truncates identifiers longer than this; we refuse them.
+MAX_IDENTIFIER = 63
+
+
+@dataclass(frozen=True)
+class Location:
+    """A resolved migration location.
+
+    :ivar spec: the location as registered (``kotti:alembic``, a path)
+    :ivar path: absolute path of the migration environment folder
+    :ivar package: the Python package the location belongs to
+    :ivar version_table: the table recording its revision(s)
+    """
+
+    spec: str
+    path: Path
+    package: str
+    version_table: str
+
+    @property
+    def versions_path(self) -> Path:
+        """The folder of revision files."""
+        return self.path / "versions"
+
+    @property
+    def env_py(self) -> Path | None:
+        """The location's own ``env.py``, or None for the default environment."""
+        env = self.path / "env.py"
+        return env if env.is_file() else None
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+def is_asset_spec(spec: str) -> bool:
+    """True when ``spec`` is ``package:folder`` rather than a path."""
+    if os.path.isabs(spec) or ":" not in spec:
+        return False
+    package = spec.split(":", 1)[0]
+    return bool(_DOTTED.match(package))
+
+
+def version_table_for(package: str) -> str:
+    """The version table of a package: ``<package>_alembic_version``.
+
+    Dots of a dotted package name become underscores so that the name is a
+    plain SQL identifier (``kotti_alembic_version`` for Kotti).
+    """
+    name = re.sub(r"[^A-Za-z0-9_]", "_", package) + "_alembic_version"
+    if not _IDENTIFIER.match(name):
+        name = "_" + name
+    if len(name) > MAX_IDENTIFIER:
+        raise LocationError(
+            f"version table name {name!r} for package {package!r} is longer "
+            f"than {MAX_IDENTIFIER} characters"
+        )
+    return name
+
+
+def _package_folder(package: str, spec: str) -> Path:
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError) as exc:
+        raise LocationError(
+            f"location {spec!r}: package {package!r} is not importable ({exc})"
+        ) from None
+    if found is None:
+        raise LocationError(
+            f"location {spec!r}: package {package!r} is not importable"
+        )
+    if found.submodule_search_locations:
+        return Path(list(found.submodule_search_locations)[0])
+    if found.origin:
+        return Path(found.origin).parent
+    raise LocationError(f"location {spec!r}: package {package!r} has no folder")
+
+
+def _package_of_path(folder: Path) -> str:
+    """The dotted name of the package holding ``folder``, or its parent's name."""
+    parts: list[str] = []
+    current = folder.parent
+    while (current / "__init__.py").is_file():
+        parts.insert(0, current.name)
+        if current.parent == current:
+            break
+        current = current.parent
+    if parts:
+        return ".".join(parts)
+    return folder.parent.name or folder.name
+
+
+def resolve_location(spec: str, here: str | os.PathLike[str] | None = None) -> Location:
+    """Resolve one location spec into a :class:`Location`.
+
+    :param spec: ``package:folder`` or a filesystem path
+    :param here: folder that relative paths are relative to (the folder
+        of the configuration file); the working directory when None
+    :raises LocationError: the package is not importable, the folder does
+        not exist or has no ``versions/`` folder
+    """
+    spec = spec.strip()
+    if not spec:
+        raise LocationError("empty migration location")
+    if is_asset_spec(spec):
+        package, _, folder = spec.partition(":")
+        path = _package_folder(package, spec) / folder
+    else:
+        path = Path(os.path.expanduser(spec))
+        if not path.is_absolute():
+            path = Path(here or os.getcwd()) / path
+        path = Path(os.path.normpath(path))
+        package = _package_of_path(path)
+    if not path.is_dir():
+        raise LocationError(f"location {spec!r}: folder {path} does not exist")
+    if not (path / "versions").is_dir():
+        raise LocationError(
+            f"location {spec!r}: folder {path} has no versions/ folder "
+            f"(create one with: kotti-migrate <config_uri> init --scripts={spec})"
+        )
+    return Location(
+        spec=spec,
+        path=path.resolve(),
+        package=package,
+        version_table=version_table_for(package),
+    )
+
+
+def split_setting(value: str | Iterable[str] | None) -> list[str]:
+    """Split a whitespace separated setting value (or pass a list through)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    return [str(item) for item in value]
+
+
+def resolve_locations(
+    specs: Sequence[str], here: str | os.PathLike[str] | None = None
+) -> list[Location]:
+    """Resolve, de-duplicate and order registered location specs.
+
+    The same folder registered twice (even once as an asset spec and once
+    as a path) counts once; Kotti's own location comes first, the others
+    keep their registration order.
+
+    :raises ConfigurationError: two locations map to the same version table
+    """
+    by_path: dict[Path, Location] = {}
+    for spec in specs:
+        location = resolve_location(spec, here)
+        by_path.setdefault(location.path, location)
+    locations = sorted(
+        by_path.values(), key=lambda loc: 0 if loc.spec == KOTTI_LOCATION else 1
+    )
+    by_table: dict[str, Location] = {}
+    for location in locations:
+        other = by_table.get(location.version_table)
+        if other is not None:
+            raise ConfigurationError(
+                f"locations {other.spec!r} and {location.spec!r} both use the "
+                f"version table {location.version_table!r}"
+            )
+        by_table[location.version_table] = location
+    return locations
+
+
+def find_location(
+    locations: Sequence[Location], spec: str, here: str | os.PathLike[str] | None = None
+) -> Location:
+    """Pick a location by spec, package name or path among the registered ones.
+
+    A location that is not registered but exists on disk is accepted too
+    (Kotti's tool accepts any ``--scripts``), as long as its version
+    table does not clash with a registered location's.
+
+    :raises LocationError: the spec is neither registered nor resolvable
+    """
+    for location in locations:
+        if spec in (location.spec, location.package):
+            return location
+    candidate = resolve_location(spec, here)
+    for location in locations:
+        if location.path == candidate.path:
+            return location
+        if location.version_table == candidate.version_table:
+            raise ConfigurationError(
+                f"locations {location.spec!r} and {candidate.spec!r} both use "
+                f"the version table {candidate.version_table!r}"
+            )
+    return candidate
+
+
+def add_alembic_dir(config, location: str) -> None:
+    """Pyramid directive: register a migration location.
+
+    Call it from an add-on's ``includeme``::
+
+        config.add_alembic_dir('my_addon:alembic')
+
+    The location is checked when the configuration is committed.
+    """
+    registered = config.registry.setdefault(REGISTRY_KEY, [])
+
+    def register() -> None:
+        if location not in registered:
+            registered.append(location)
+
+    config.action(None, register)
+
+
+def registered_specs(settings: dict, registry=None) -> list[str]:
+    """All location specs: the ``kotti.alembic_dirs`` setting, then directives."""
+    specs = split_setting(settings.get("kotti.alembic_dirs"))
+    if registry is not None:
+        specs.extend(registry.get(REGISTRY_KEY, ()))
+    return specs

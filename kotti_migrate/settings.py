@@ -1,0 +1,219 @@
+"""Settings kotti_migrate reads, and how the CLI loads an app's settings.
+
+Settings (all optional):
+
+``kotti.alembic_dirs``
+    Whitespace separated migration locations (Kotti's setting; add-ons
+    append to it in their ``kotti_configure``).
+``kotti_migrate.auto_upgrade``
+    Boolean, default false.  Run pending migrations at start-up.  The
+    environment variable ``KOTTI_MIGRATE_AUTO_UPGRADE`` overrides it.
+``kotti_migrate.lock_timeout``
+    Seconds a starting worker waits for the start-up lock; default 300.
+``kotti_migrate.metadata``
+    Dotted name of the app's ``MetaData`` (or of a declarative base).
+    Default for Kotti sites: ``kotti.metadata``.
+``kotti_migrate.startup``
+    Boolean, default true.  False turns the start-up hook off entirely.
+``kotti_migrate.create_all``
+    Boolean, default true.  Create missing tables from the metadata at
+    start-up (Kotti does this anyway).
+``kotti_migrate.cache_dir``
+    Folder for the revision index cache; default
+    ``$XDG_CACHE_HOME/kotti_migrate``; ``off`` disables the cache.
+``kotti_migrate.tables.<package>``
+    Whitespace separated table names that belong to the location of
+    ``<package>``; overrides what is derived from where models are defined.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import ConfigurationError
+
+ENV_AUTO_UPGRADE = "KOTTI_MIGRATE_AUTO_UPGRADE"
+DEFAULT_LOCK_TIMEOUT = 300.0
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", "", "none"}
+
+#: Set while the CLI loads an app: the start-up hook does nothing then.
+_startup_disabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "kotti_migrate_startup_disabled", default=False
+)
+
+
+def asbool(value: Any, name: str) -> bool:
+    """Parse a boolean setting, with an error naming the setting."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(f"setting {name}: {value!r} is not a boolean (true/false)")
+
+
+@dataclass(frozen=True)
+class Options:
+    """kotti_migrate's own settings, parsed."""
+
+    auto_upgrade: bool
+    lock_timeout: float
+    startup: bool
+    create_all: bool
+    cache_dir: Path | None
+    metadata: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Options:
+        """Parse ``kotti_migrate.*`` settings and the environment.
+
+        :raises ConfigurationError: a value cannot be parsed
+        """
+        auto = asbool(settings.get("kotti_migrate.auto_upgrade", False), "kotti_migrate.auto_upgrade")
+        env = os.environ.get(ENV_AUTO_UPGRADE)
+        if env is not None and env.strip():
+            auto = asbool(env, ENV_AUTO_UPGRADE)
+        raw_timeout = settings.get("kotti_migrate.lock_timeout", DEFAULT_LOCK_TIMEOUT)
+        try:
+            timeout = float(raw_timeout)
+            if timeout < 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"setting kotti_migrate.lock_timeout: {raw_timeout!r} is not a "
+                f"number of seconds"
+            ) from None
+        cache = str(settings.get("kotti_migrate.cache_dir", "") or "").strip()
+        if cache.lower() in ("off", "false", "none", "0"):
+            cache_dir = None
+        elif cache:
+            cache_dir = Path(cache).expanduser()
+        else:
+            from .scripts import default_cache_dir
+
+            cache_dir = default_cache_dir()
+        metadata = str(settings.get("kotti_migrate.metadata", "") or "").strip() or None
+        return cls(
+            auto_upgrade=auto,
+            lock_timeout=timeout,
+            startup=asbool(settings.get("kotti_migrate.startup", True), "kotti_migrate.startup"),
+            create_all=asbool(settings.get("kotti_migrate.create_all", True), "kotti_migrate.create_all"),
+            cache_dir=cache_dir,
+            metadata=metadata,
+        )
+
+
+def startup_disabled() -> bool:
+    """True while the CLI loads an app (the start-up hook must stay idle)."""
+    return _startup_disabled.get()
+
+
+@contextlib.contextmanager
+def no_startup() -> Iterator[None]:
+    """Load an app without kotti_migrate's start-up work."""
+    token = _startup_disabled.set(True)
+    try:
+        yield
+    finally:
+        _startup_disabled.reset(token)
+
+
+def kotti_available() -> bool:
+    """True when Kotti can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("kotti") is not None
+
+
+@dataclass
+class LoadedApp:
+    """What the CLI learned from an ini file."""
+
+    settings: dict
+    registry: Any
+    here: str
+    config_file: str
+    section: str
+
+
+def split_config_uri(config_uri: str) -> tuple[str, str]:
+    """``app.ini#section`` -> (absolute path, section); section defaults to main."""
+    path, _, section = config_uri.partition("#")
+    if path.startswith("config:"):
+        path = path[len("config:"):]
+    return os.path.abspath(path), section or "main"
+
+
+def load_app(config_uri: str) -> LoadedApp:
+    """Read an app's settings the way the app sees them, without serving it.
+
+    A Kotti site gets Kotti's defaults and its ``kotti.configurators``
+    applied and its includes configured (so add-ons registering
+    locations are found), but no database work and no populators.  Any
+    other Pyramid app is created through its app factory with
+    kotti_migrate's start-up hook turned off.
+
+    :raises ConfigurationError: missing or unreadable file, missing section,
+        or an app that fails to load
+    """
+    path, section = split_config_uri(config_uri)
+    if not os.path.isfile(path):
+        raise ConfigurationError(f"config file {path} not found")
+    if not os.access(path, os.R_OK):
+        raise ConfigurationError(f"config file {path} is not readable")
+    import plaster
+
+    try:
+        loader = plaster.get_loader(f"{path}#{section}", protocols=["wsgi"])
+        settings = dict(loader.get_wsgi_app_settings(section))
+    except LookupError:
+        raise ConfigurationError(
+            f"config file {path} has no app section [app:{section}]"
+        ) from None
+    except Exception as exc:
+        raise ConfigurationError(f"config file {path} cannot be read: {exc}") from None
+    here = os.path.dirname(path)
+    global_conf = {"here": here, "__file__": path}
+    try:
+        with no_startup():
+            if "kotti.secret" in settings and kotti_available():
+                registry = _configure_kotti(global_conf, settings)
+            else:
+                registry = _configure_plain(loader, section)
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(
+            f"app [app:{section}] of {path} failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
+    return LoadedApp(
+        settings=dict(registry.settings),
+        registry=registry,
+        here=here,
+        config_file=path,
+        section=section,
+    )
+
+
+def _configure_kotti(global_conf: dict, settings: dict) -> Any:
+    import kotti
+
+    config = kotti.base_configure(global_conf, **settings)
+    return config.registry
+
+
+def _configure_plain(loader: Any, section: str) -> Any:
+    from pyramid.threadlocal import get_current_registry
+
+    app = loader.get_wsgi_app(section)
+    registry = getattr(app, "registry", None)
+    return registry if registry is not None else get_current_registry()

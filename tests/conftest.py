@@ -1,0 +1,238 @@
+"""Test set-up: stacks, databases and small example sites.
+
+The suite runs on one *stack* per virtual environment: "kotti" (Kotti
+2.0.9, Pyramid 1.10, SQLAlchemy 1.4) when Kotti is importable, "modern"
+(Pyramid 2, SQLAlchemy 2, no Kotti) otherwise.  Tests marked for the other
+stack are deselected, not skipped.  Every database test runs on SQLite and
+on a real PostgreSQL server started for the session; with
+``KOTTI_MIGRATE_REQUIRE_PG=1`` (set by the README's test command) a server
+that cannot be started fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+HERE = Path(__file__).parent
+PROJECTS = HERE / "projects"
+sys.path.insert(0, str(PROJECTS))
+
+try:
+    import kotti  # noqa: F401
+
+    STACK = "kotti"
+except ImportError:
+    STACK = "modern"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "kotti: needs the Kotti stack")
+    config.addinivalue_line("markers", "modern: needs the Pyramid 2 / SQLAlchemy 2 stack")
+
+
+def pytest_report_header(config):
+    return f"kotti_migrate stack: {STACK} (SQLAlchemy {sa.__version__})"
+
+
+def pytest_collection_modifyitems(config, items):
+    other = "modern" if STACK == "kotti" else "kotti"
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker(other) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# -- databases -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    from pg import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        if os.environ.get("KOTTI_MIGRATE_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL is required but could not be started: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """URL of an empty database, on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/site.db"
+    return request.getfixturevalue("pg_server").new_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path}/site.db"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Own cache folder per test; no auto-upgrade leaking from the environment."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("KOTTI_MIGRATE_AUTO_UPGRADE", raising=False)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(PROJECTS), os.environ.get("PYTHONPATH", "")])
+    )
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def query(url: str, sql: str, **params):
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).fetchall()
+    finally:
+        engine.dispose()
+
+
+def execute(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def versions(url: str, table: str) -> list[str]:
+    """Rows of a version table (sorted); [] when it is empty."""
+    return sorted(r[0] for r in query(url, f"SELECT version_num FROM {table}"))
+
+
+def columns(url: str, table: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+# -- sites -------------------------------------------------------------------------
+
+
+def write_ini(path: Path, app: str, url: str, settings: dict | None = None) -> Path:
+    """An ini file with an [app:main] section and the given settings."""
+    lines = [f"use = {app}", f"sqlalchemy.url = {url}"]
+    for key, value in (settings or {}).items():
+        lines.append(f"{key} = {value}")
+    path.write_text("[app:main]\n" + "\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def kotti_ini(tmp_path):
+    """Factory: the ini file of a Kotti site with kotti_migrate included."""
+
+    def make(url: str, addons: bool = True, name: str = "site.ini", **settings) -> Path:
+        base = {
+            "kotti.site_title": "test site",
+            "kotti.secret": "secret",
+            "pyramid.includes": "kotti_migrate",
+        }
+        if addons:
+            base["kotti.configurators"] = "kotti_notes.kotti_configure"
+        base.update({k.replace("__", "."): v for k, v in settings.items()})
+        return write_ini(tmp_path / name, "egg:kotti", url, base)
+
+    return make
+
+
+@pytest.fixture
+def modern_ini(tmp_path):
+    """Factory: the ini file of the plain Pyramid example app."""
+
+    def make(url: str, name: str = "app.ini", **settings) -> Path:
+        return write_ini(
+            tmp_path / name,
+            "call:example_app:main",
+            url,
+            {k.replace("__", "."): v for k, v in settings.items()},
+        )
+
+    return make
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def cli(*args: str) -> Result:
+    """Run ``kotti-migrate`` in this process."""
+    from kotti_migrate.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args], out=out, err=err)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args: str, env: dict | None = None, cwd: str | None = None, timeout: int = 120) -> Result:
+    """Run the installed ``kotti-migrate`` console script."""
+    exe = Path(sys.executable).parent / "kotti-migrate"
+    proc = subprocess.run(
+        [str(exe), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def boot(ini: Path, env: dict | None = None, request: str = "/", timeout: int = 120) -> Result:
+    """Create the app from ``ini`` in a fresh process (as pserve does) and GET a page."""
+    script = textwrap.dedent(
+        f"""
+        import logging, sys
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(levelname)s [%(name)s] %(message)s")
+        from pyramid.paster import get_app
+        import webtest
+        app = get_app({str(ini)!r})
+        res = webtest.TestApp(app).get({request!r}, status="*")
+        print("STATUS", res.status_int)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=str(ini.parent),
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
