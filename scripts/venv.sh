@@ -17,9 +17,14 @@ ensure_venv() {
     python3 -m venv "$venv"
     local reqs="-r requirements/$stack.txt"
     [ -n "$extra" ] && reqs="$reqs -r requirements/$extra.txt"
-    "$venv/bin/pip" install -q --disable-pip-version-check $reqs -e . 2>&1 \
+    "$venv/bin/pip" install -q --disable-pip-version-check $reqs 2>&1 \
         | grep -v "^WARNING: Location" >&2 || true
-    "$venv/bin/python" -c "import kotti_migrate" || { echo "install of $venv failed" >&2; exit 1; }
+    # Kotti ships a `kotti-migrate` script of its own: install kotti_migrate
+    # last so that its script is the one on the PATH.
+    "$venv/bin/pip" install -q --disable-pip-version-check -e . 2>&1 \
+        | grep -v "^WARNING: Location" >&2 || true
+    "$venv/bin/python" -c "import kotti_migrate" && grep -q kotti_migrate "$venv/bin/kotti-migrate" \
+        || { echo "install of $venv failed" >&2; exit 1; }
     echo "$stamp" > "$venv/.stamp"
 }
 
