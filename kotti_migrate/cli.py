@@ -8,6 +8,7 @@ when ``status`` or ``check`` find work to do); ``-v`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -64,7 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help, description=help)
+        sub = commands.add_parser(name, help=help, description=help)
+        # -v works after the command too (kotti-migrate app.ini upgrade -v).
+        sub.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+            help="show tracebacks of errors",
+        )  # fmt: skip
+        return sub
 
     add("list_all", "list the revisions and current revision of every location")
     p = add("upgrade", "upgrade one location (Kotti's by default) to --rev (default: heads)")
@@ -73,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("upgrade_all", "upgrade every location to its head(s)")
     p.add_argument("--sql", action="store_true", help="print SQL instead of running it")
     p = add("stamp_head", "record a location at --rev (default: its head) without migrating")
+    _location_options(p)
+    p.add_argument("--sql", action="store_true", help="print SQL instead of running it")
+    p.add_argument("--purge", action="store_true", help="empty the version table first")
+    p = add("stamp", "same as stamp_head")
     _location_options(p)
     p.add_argument("--sql", action="store_true", help="print SQL instead of running it")
     p.add_argument("--purge", action="store_true", help="empty the version table first")
@@ -204,6 +215,8 @@ class Runner:
         self.report(report, "Stamping")
         return EXIT_OK
 
+    cmd_stamp = cmd_stamp_head
+
     def cmd_stamp_heads(self) -> int:
         for report in self.migrations.stamp_heads():
             self.report(report, "Stamping")
@@ -325,6 +338,8 @@ class Runner:
 
 
 def _describe_diff(diff: Any) -> str:
+    if isinstance(diff, tuple) and len(diff) == 4 and hasattr(diff[3], "name"):
+        return f"{diff[0]}: {diff[2]}.{diff[3].name}"  # (add|remove)_column, schema, table, column
     if isinstance(diff, tuple) and diff:
         kind = diff[0]
         obj = diff[1] if len(diff) > 1 else None
@@ -336,9 +351,14 @@ def _describe_diff(diff: Any) -> str:
             return f"{kind}: {name}"
         return str(kind)
     if isinstance(diff, list) and diff:
-        inner = diff[0]
-        if isinstance(inner, tuple) and len(inner) > 3:
-            return f"{inner[0]}: {inner[2]}.{inner[3]}"
+        # modify_type, modify_nullable...: (kind, schema, table, column, existing, old, new)
+        parts = [
+            f"{inner[0]}: {inner[2]}.{inner[3]}" + (f" ({inner[5]} -> {inner[6]})" if len(inner) > 6 else "")
+            for inner in diff
+            if isinstance(inner, tuple) and len(inner) > 3
+        ]
+        if parts:
+            return "; ".join(parts)
     return str(diff)
 
 
@@ -348,12 +368,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    verbose = "-v" in argv or "--verbose" in argv
     try:
-        args = parser.parse_args(argv)
+        with contextlib.redirect_stdout(out):  # --help writes to ``out``
+            args = parser.parse_args(argv)
     except UsageError as exc:
         print(f"kotti-migrate: error: {exc}", file=err)
         return EXIT_USAGE
+    except SystemExit as exc:  # --help: argparse printed it and exits
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    verbose = bool(getattr(args, "verbose", False))
     runner = Runner(args, out)
     handler: Callable[[], int] = getattr(runner, f"cmd_{args.command}")
     url = None
@@ -365,7 +388,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         if verbose:
             print(database.scrub(getattr(exc, "details", "") or "", url), file=err, end="")
             print(database.scrub(traceback.format_exc(), url), file=err, end="")
-        print(f"kotti-migrate: error: {database.scrub(str(exc), url)}", file=err)
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        # One line: a message of several lines (an app factory's error, say)
+        # is cut to its first; -v shows it all.
+        more = " (run with -v for details)" if len(lines) > 1 and not verbose else ""
+        print(f"kotti-migrate: error: {database.scrub(lines[0].rstrip(), url)}{more}", file=err)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("kotti-migrate: interrupted", file=err)

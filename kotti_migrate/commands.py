@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -45,14 +46,14 @@ from .locations import (
     KOTTI_LOCATION,
     Location,
     find_location,
+    is_asset_spec,
+    package_folder,
     registered_specs,
+    resolve_location,
     resolve_locations,
-    version_table_for,
 )
-from .scripts import LocationScripts, RevisionIndex, load_scripts, revision_index
+from .scripts import LocationScripts, RevisionIndex, load_scripts, remember_index, revision_index
 from .settings import Options, kotti_available, load_app
-
-LocationArg = "Location | str | None"
 
 
 @dataclass
@@ -195,7 +196,9 @@ class Migrations:
         """The revision graph of a location (loaded once per object)."""
         loc = self.location(location)
         if loc.path not in self._scripts:
-            self._scripts[loc.path] = load_scripts(loc)
+            scripts = load_scripts(loc)
+            remember_index(scripts, self.options.cache_dir)  # fresh for the next start-up
+            self._scripts[loc.path] = scripts
         return self._scripts[loc.path]
 
     def index(self, location: Location) -> RevisionIndex:
@@ -233,11 +236,13 @@ class Migrations:
         version_tables = {loc.version_table for loc in self.locations}
         version_tables.add(location.version_table)
         others_own: set[str] = set()
-        if len(self.locations) > 1 and self.metadata is not None:
+        # ``location`` may be unregistered (``alembic -c`` or ``--scripts`` on
+        # a path): the registered ones (Kotti's) still keep their tables.
+        others = [other for other in self.locations if other.path != location.path]
+        if others and self.metadata is not None:
             mine = self.owned_tables(location)
-            for other in self.locations:
-                if other.path != location.path:
-                    others_own |= self.owned_tables(other) - mine
+            for other in others:
+                others_own |= self.owned_tables(other) - mine
 
         def include_object(obj: Any, name: str, type_: str, reflected: bool, compare_to: Any) -> bool:
             if type_ == "table":
@@ -348,7 +353,12 @@ class Migrations:
                 where = f"; the database is at {', '.join(current) or 'base'}"
             except MigrateError:
                 pass
-        what = f"revision {revision}" if revision else "the migration environment"
+        if revision:
+            what = f"revision {revision}"
+        elif sql and loc_has_env(location):
+            what = "its env.py in offline (--sql) mode"
+        else:
+            what = "the migration environment"
         error = MigrationFailed(
             f"location {location.spec!r}: {what} failed: {reason}{where}",
             location=location.spec,
@@ -365,6 +375,7 @@ class Migrations:
         for part in revision.replace("@", " ").split():
             if part in ("head", "heads", "base") or part.lstrip("+-").isdigit():
                 continue
+            part = re.sub(r"(?<=\w)[+-]\d+$", "", part)  # ae10+2: relative to ae10 (Alembic's syntax)
             try:
                 found = scripts.revision_map.get_revisions(part)
             except MultipleHeads as exc:
@@ -441,12 +452,14 @@ class Migrations:
             unknown = tuple(r for r in (revs or ()) if r not in known)
             pending: list[Script] = []
             if not unknown:
-                pending = list(
-                    scripts.revision_map.iterate_revisions(
-                        "heads", revs or "base", inclusive=False, implicit_base=True
-                    )
-                )
-                pending = [s for s in pending if s is not None and s.revision not in (revs or ())]
+                applied: set[str] = set()
+                if revs:
+                    applied = {
+                        s.revision
+                        for s in scripts.revision_map.iterate_revisions(revs, "base")
+                        if s is not None
+                    }
+                pending = [s for s in scripts.walk_revisions() if s.revision not in applied]
             result.append(LocationStatus(loc, revs, heads, pending, unknown))
         return result
 
@@ -505,6 +518,12 @@ class Migrations:
             starting_rev, revision = revision.split(":", 1)
         self._resolve(scripts, loc, revision)
         before = () if sql else (self.current_revisions(loc) or ())
+        if revision.startswith("-") and len(before) > 1:
+            # Alembic would pick one of the heads at random (with a warning).
+            raise RevisionError(
+                f"location {loc.spec!r}: downgrade {revision} is ambiguous, the database is at "
+                f"several heads ({', '.join(before)}); give a revision, e.g. {before[0]}@{revision}"
+            )
 
         def fn(rev: Any, context: Any) -> Any:
             return scripts._downgrade_revs(revision, rev)
@@ -651,6 +670,27 @@ class Migrations:
                 results.append(CheckResult(loc, list(compare_metadata(context, metadata))))
         return results
 
+    def schema_differences(self, tables: set[str]) -> list[Any]:
+        """Differences between the models and the database, for ``tables`` only."""
+        from alembic.autogenerate import compare_metadata
+        from alembic.runtime.migration import MigrationContext
+
+        metadata = self.metadata
+        if metadata is None or not tables:
+            return []
+
+        def include_object(obj: Any, name: str, type_: str, reflected: bool, compare_to: Any) -> bool:
+            if type_ == "table":
+                return name in tables
+            table = getattr(obj, "table", None)
+            return table is None or table.name in tables
+
+        with database.connect(self.engine) as connection:
+            context = MigrationContext.configure(
+                connection, opts={"include_object": include_object, "compare_type": True}
+            )
+            return list(compare_metadata(context, metadata))
+
     def init(self, spec: str, with_env: bool = True) -> Location:
         """Create a migration environment for an add-on at ``spec``.
 
@@ -660,11 +700,9 @@ class Migrations:
 
         :raises LocationError: the folder exists and is not empty
         """
-        from .locations import _package_folder, is_asset_spec
-
         if is_asset_spec(spec):
             package, _, folder = spec.partition(":")
-            path = _package_folder(package, spec) / folder
+            path = package_folder(package, spec) / folder
         else:
             path = Path(os.path.expanduser(spec))
             if not path.is_absolute():
@@ -682,12 +720,7 @@ class Migrations:
             f"Register it in your add-on: settings['kotti.alembic_dirs'] += ' {spec}'\n"
             "or config.add_alembic_dir(...) in its includeme.\n"
         )
-        return Location(
-            spec=spec,
-            path=path.resolve(),
-            package=_package_of(path),
-            version_table=version_table_for(_package_of(path)),
-        )
+        return resolve_location(spec, self.here)
 
 
 def loc_has_env(location: Location) -> bool:
@@ -702,9 +735,3 @@ def _last_error_line(output: str) -> str:
             if "Error" in line or "Exception" in line or ":" in line:
                 return line.strip()
     return ""
-
-
-def _package_of(path: Path) -> str:
-    from .locations import _package_of_path
-
-    return _package_of_path(path)

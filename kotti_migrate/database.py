@@ -105,15 +105,19 @@ def read_versions(
     """Current revisions per version table; None where the table is missing."""
     if existing is None:
         existing = table_names(connection)
-    result: dict[str, tuple[str, ...] | None] = {}
-    for name in version_tables:
-        if name not in existing:
-            result[name] = None
-            continue
-        table = sa.table(name, sa.column("version_num"))
-        rows = connection.execute(sa.select(table.c.version_num)).scalars().all()
-        result[name] = tuple(sorted(rows))
-    return result
+    present = [name for name in dict.fromkeys(version_tables) if name in existing]
+    found: dict[str, list[str]] = {name: [] for name in present}
+    if present:
+        # One round trip for all of them (a site may have many locations).
+        quote = connection.dialect.identifier_preparer.quote
+        sql = " UNION ALL ".join(
+            f"SELECT {i} AS n, version_num FROM {quote(name)}" for i, name in enumerate(present)
+        )
+        for n, version in connection.execute(sa.text(sql)):
+            found[present[n]].append(version)
+    return {
+        name: tuple(sorted(found[name])) if name in found else None for name in version_tables
+    }
 
 
 # -- the start-up lock ---------------------------------------------------------
@@ -195,6 +199,11 @@ def _end_transaction(connection: Connection) -> None:
 def _pg_lock(engine: Engine, deadline: float, timeout: float) -> Iterator[None]:
     key = _advisory_key()
     with connect(engine) as connection:
+        # Outside any transaction (SQLAlchemy 1.4's legacy mode would leave one
+        # open): a session idle in a transaction for the whole start-up may be
+        # ended by the server (idle_in_transaction_session_timeout), and the
+        # lock with it, letting other workers migrate at the same time.
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         while True:
             got = connection.execute(
                 sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}

@@ -13,14 +13,13 @@ so the same folder works under ``kotti-migrate`` and under Alembic's own
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from alembic.config import Config
-
-from .errors import ConfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .commands import Migrations
@@ -136,17 +135,28 @@ def run_environment() -> None:
     from alembic import context
 
     if ATTRIBUTE not in context.config.attributes:
+        from alembic.util import CommandError
+
+        from .cli import _setup_logging
         from .commands import Migrations
+        from .errors import MigrateError
 
         ini = context.config.config_file_name
         if not ini:
-            raise ConfigurationError(
+            raise CommandError(
                 "kotti_migrate's env.py needs an ini file with the app's settings "
                 "(alembic -c <ini>)"
             )
+        # As Alembic's own env.py does: the ini file's logging configuration.
+        _setup_logging(str(ini))
         section = context.config.get_main_option("app", "main")
-        migrations = Migrations.from_config_uri(f"{ini}#{section}")
-        location = migrations.location(context.script.dir)
+        try:
+            migrations = Migrations.from_config_uri(f"{ini}#{section}")
+            # Alembic keeps script_location as written: relative to the
+            # working directory, not to the ini file.
+            location = migrations.location(os.path.abspath(context.script.dir))
+        except MigrateError as exc:  # Alembic shows a CommandError as one line
+            raise CommandError(f"kotti_migrate: {exc}") from exc
         if migrations.uses_kotti:
             bind_kotti_session(migrations.engine)
         context.config.attributes[ATTRIBUTE] = (migrations, location)

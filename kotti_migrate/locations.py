@@ -90,7 +90,8 @@ def version_table_for(package: str) -> str:
     return name
 
 
-def _package_folder(package: str, spec: str) -> Path:
+def package_folder(package: str, spec: str) -> Path:
+    """The folder of an importable package (without importing it)."""
     try:
         found = importlib.util.find_spec(package)
     except (ImportError, ValueError) as exc:
@@ -136,7 +137,7 @@ def resolve_location(spec: str, here: str | os.PathLike[str] | None = None) -> L
         raise LocationError("empty migration location")
     if is_asset_spec(spec):
         package, _, folder = spec.partition(":")
-        path = _package_folder(package, spec) / folder
+        path = package_folder(package, spec) / folder
     else:
         path = Path(os.path.expanduser(spec))
         if not path.is_absolute():

@@ -6,31 +6,40 @@ default environment instead.
 
 :func:`revision_index` answers "what are the heads, which revisions exist"
 without importing the revision files when nothing changed on disk: the
-answer is cached per location, keyed by a fingerprint of every revision
-file's name, size and modification time.  Start-up uses it so that a site
-whose database is at head pays for a directory listing, not for importing
-thousands of revision modules.
+answer is cached per location and used while the folder listing and the
+head files are unchanged.  Start-up uses it so that a site whose database
+is at head pays for a directory listing, not for importing thousands of
+revision modules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import CycleDetected
 from alembic.script.revision import RevisionError as AlembicRevisionError
-from alembic.util import CommandError, load_python_file
+from alembic.util import CommandError, load_python_file, to_tuple
 
 from .errors import RevisionError
 from .locations import Location
 
 #: Bumped when the cache layout changes.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 3
+
+#: Revision files modified less than this long ago (ns) are not cached: a
+#: second edit within the same tick of the file system clock, keeping the
+#: size, would not change the fingerprint.  Covers coarse clocks (FAT: 2 s).
+_SETTLE_NS = 2_000_000_000
 
 
 class LocationScripts(ScriptDirectory):
@@ -68,9 +77,15 @@ def load_scripts(location: Location, file_template: str | None = None) -> Locati
     scripts.location = location
     try:
         # Walking the graph imports every revision file and validates links.
-        scripts.revision_map.heads  # noqa: B018
-        for _ in scripts.revision_map.iterate_revisions("heads", "base"):
-            pass
+        with warnings.catch_warnings():
+            # Alembic warns about a missing down revision, then fails with a
+            # KeyError: reported below as one error.
+            warnings.filterwarnings("ignore", message=r"Revision .* is not present")
+            # Two files with the same revision id: Alembic warns and keeps one.
+            warnings.filterwarnings("error", message=r"Revision .* is present more than once")
+            scripts.revision_map.heads  # noqa: B018
+            for _ in scripts.revision_map.iterate_revisions("heads", "base"):
+                pass
     except CycleDetected as exc:
         raise RevisionError(
             f"location {location.spec!r}: cycle in the revision graph: {exc}"
@@ -78,11 +93,48 @@ def load_scripts(location: Location, file_template: str | None = None) -> Locati
     except (CommandError, AlembicRevisionError) as exc:
         raise RevisionError(f"location {location.spec!r}: {exc}") from exc
     except Exception as exc:  # a revision module that fails to import
-        raise RevisionError(
-            f"location {location.spec!r}: revision file "
-            f"{_failing_file(exc)} failed to import: {type(exc).__name__}: {exc}"
-        ) from exc
+        dangling = _dangling_reference(scripts, exc) or _duplicate_revision(scripts, exc)
+        if dangling:
+            raise RevisionError(f"location {location.spec!r}: {dangling}") from exc
+        filename = _failing_file(exc)
+        what = f"revision file {filename} failed to import" if filename != "?" else "cannot load revisions"
+        raise RevisionError(f"location {location.spec!r}: {what}: {type(exc).__name__}: {exc}") from exc
     return scripts
+
+
+def _dangling_reference(scripts: ScriptDirectory, exc: BaseException) -> str | None:
+    """For the KeyError of a missing down revision: which revision refers to it."""
+    if not isinstance(exc, KeyError) or not exc.args:
+        return None
+    missing = exc.args[0]
+    try:
+        referrers = [
+            script
+            for script in scripts._load_revisions()
+            if missing in to_tuple(script.down_revision, ()) + to_tuple(script.dependencies, ())
+        ]
+    except Exception:
+        return None
+    if not referrers:
+        return None
+    names = ", ".join(f"{s.revision} ({s.path})" for s in referrers)
+    return f"revision {names} refers to {missing!r}, which does not exist"
+
+
+def _duplicate_revision(scripts: ScriptDirectory, exc: BaseException) -> str | None:
+    """For Alembic's "present more than once" warning: the files sharing an id."""
+    if not isinstance(exc, UserWarning) or "more than once" not in str(exc):
+        return None
+    seen: dict[str, list[str]] = {}
+    try:
+        for script in scripts._load_revisions():
+            seen.setdefault(script.revision, []).append(os.path.basename(script.path))
+    except Exception:
+        return None
+    for revision, files in seen.items():
+        if len(files) > 1:
+            return f"revision {revision} is defined by several files: {', '.join(sorted(files))}"
+    return None
 
 
 def _failing_file(exc: BaseException) -> str:
@@ -113,22 +165,39 @@ class RevisionIndex:
     revisions: frozenset[str]
 
 
-def _fingerprint(location: Location) -> str:
-    digest = hashlib.sha1(str(location.path).encode())
-    env_py = location.path / "env.py"
-    entries: list[tuple[str, int, int]] = []
-    for folder in (location.versions_path,):
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.name.endswith((".py", ".pyc")) and entry.is_file():
-                    st = entry.stat()
-                    entries.append((entry.name, st.st_size, st.st_mtime_ns))
-    if env_py.exists():
-        st = env_py.stat()
-        entries.append(("env.py", st.st_size, st.st_mtime_ns))
-    for name, size, mtime in sorted(entries):
-        digest.update(f"{name}\0{size}\0{mtime}\n".encode())
-    return digest.hexdigest()
+def _listing(location: Location) -> str:
+    """Digest of the folder: revision file names and inode numbers, the
+    folder's modification time, ``env.py``.  No ``stat`` per revision file:
+    names and inodes come with the directory listing itself.
+
+    Catches a file added, removed, renamed or replaced (as editors, version
+    control and installers write files: a new inode).
+    """
+    entries: list[str] = []
+    with os.scandir(location.versions_path) as it:
+        for entry in it:
+            if entry.name.endswith((".py", ".pyc")) and entry.is_file():
+                entries.append(f"{entry.name}\0{entry.inode()}")
+    entries.sort()
+    folder = os.stat(location.versions_path)
+    entries.append(f"\0{folder.st_mtime_ns}")
+    try:
+        env = os.stat(location.path / "env.py")
+        entries.append(f"\0env.py\0{env.st_size}\0{env.st_mtime_ns}\0{env.st_ino}")
+    except OSError:
+        pass
+    return hashlib.sha1("\n".join(entries).encode()).hexdigest()
+
+
+def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
+    result = {}
+    for name in names:
+        try:
+            st = os.stat(folder / name)
+        except OSError:
+            continue
+        result[name] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return result
 
 
 def default_cache_dir() -> Path:
@@ -140,42 +209,78 @@ def default_cache_dir() -> Path:
 
 
 def revision_index(location: Location, cache_dir: Path | None = None) -> RevisionIndex:
-    """Heads and revision ids of ``location``, cached by file fingerprint.
+    """Heads and revision ids of ``location``, cached on disk.
 
-    Any added, removed or edited revision file changes the fingerprint and
-    so reloads the revision graph.  A cache that cannot be written (read
-    only home, say) only costs speed.
+    The cached answer is used while the folder listing (names, inodes,
+    the folder's modification time, ``env.py``) and the head revision files
+    (size, modification time, inode) are unchanged: a file added, removed,
+    renamed or replaced (how editors, version control and installers write
+    files) and any edit of a head file reload the revision graph.  An edit
+    in place (same inode) of an older revision file is not seen until one
+    of those happens or a ``kotti-migrate`` command, which always reads the
+    files, refreshes the index.
+
+    A cache that cannot be read or written only costs speed.
     """
-    fingerprint = _fingerprint(location)
-    cache_file = None
-    if cache_dir is not None:
-        key = hashlib.sha1(str(location.path).encode()).hexdigest()
-        cache_file = cache_dir / f"{key}.json"
-        try:
-            data = json.loads(cache_file.read_text())
-            if data.get("format") == _CACHE_FORMAT and data.get("fingerprint") == fingerprint:
-                return RevisionIndex(tuple(data["heads"]), frozenset(data["revisions"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+    cache_file = _cache_file(location, cache_dir)
+    if cache_file is not None:
+        index = _read_cache(cache_file, location)
+        if index is not None:
+            return index
     scripts = load_scripts(location)
+    return remember_index(scripts, cache_dir)
+
+
+def remember_index(scripts: LocationScripts, cache_dir: Path | None) -> RevisionIndex:
+    """The index of loaded ``scripts``, written to the cache for start-up."""
+    location = scripts.location
     index = RevisionIndex(
         heads=tuple(scripts.get_heads()),
         revisions=frozenset(s.revision for s in scripts.walk_revisions()),
     )
-    if cache_file is not None:
-        _write_cache(cache_file, fingerprint, index)
+    cache_file = _cache_file(location, cache_dir)
+    if cache_file is None:
+        return index
+    head_files = [os.path.basename(scripts.get_revision(h).path) for h in index.heads]
+    heads = _file_stats(location.versions_path, head_files)
+    # A head file written within the file system clock's tick could change
+    # again keeping size and time: such a file is not cached yet.
+    if all(stats[1] < time.time_ns() - _SETTLE_NS for stats in heads.values()):
+        _write_cache(
+            cache_file,
+            {
+                "listing": _listing(location),
+                "head_files": heads,
+                "heads": list(index.heads),
+                "revisions": " ".join(sorted(index.revisions)),
+            },
+        )
     return index
 
 
-def _write_cache(cache_file: Path, fingerprint: str, index: RevisionIndex) -> None:
-    payload = json.dumps(
-        {
-            "format": _CACHE_FORMAT,
-            "fingerprint": fingerprint,
-            "heads": list(index.heads),
-            "revisions": sorted(index.revisions),
-        }
-    )
+def _cache_file(location: Location, cache_dir: Path | None) -> Path | None:
+    if cache_dir is None:
+        return None
+    return cache_dir / (hashlib.sha1(str(location.path).encode()).hexdigest() + ".json")
+
+
+def _read_cache(cache_file: Path, location: Location) -> RevisionIndex | None:
+    """The cached index when the folder and the head files are unchanged."""
+    try:
+        data = json.loads(cache_file.read_text())
+        if data.get("format") != _CACHE_FORMAT or data["listing"] != _listing(location):
+            return None
+        heads = data["head_files"]
+        if _file_stats(location.versions_path, heads) != heads:
+            return None
+        return RevisionIndex(tuple(data["heads"]), frozenset(data["revisions"].split()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _write_cache(cache_file: Path, data: dict) -> None:
+    payload = json.dumps({"format": _CACHE_FORMAT, **data})
+    tmp = None
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp")
@@ -183,4 +288,6 @@ def _write_cache(cache_file: Path, fingerprint: str, index: RevisionIndex) -> No
             fh.write(payload)
         os.replace(tmp, cache_file)
     except OSError:
-        pass
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

@@ -166,10 +166,13 @@ def load_app(config_uri: str) -> LoadedApp:
         or an app that fails to load
     """
     path, section = split_config_uri(config_uri)
+    if os.path.isdir(path):
+        raise ConfigurationError(f"config file {path} is a directory, not an ini file")
     if not os.path.isfile(path):
         raise ConfigurationError(f"config file {path} not found")
     if not os.access(path, os.R_OK):
         raise ConfigurationError(f"config file {path} is not readable")
+    _prepend_sys_path(path)
     import plaster
 
     try:
@@ -202,6 +205,25 @@ def load_app(config_uri: str) -> LoadedApp:
         config_file=path,
         section=section,
     )
+
+
+def _prepend_sys_path(path: str) -> None:
+    """Honour ``prepend_sys_path`` of the ini file's ``[alembic]`` section.
+
+    Alembic puts these folders (relative ones: relative to the working
+    directory) in front of ``sys.path`` before it loads an env.py; doing
+    the same lets one ini file serve ``alembic -c`` and ``kotti-migrate``
+    for an add-on that is not installed (``prepend_sys_path = .``).
+    """
+    import sys
+
+    from alembic.config import Config
+
+    try:
+        folders = Config(path).get_prepend_sys_paths_list() or []
+    except Exception:  # an unreadable file is reported when the app is loaded
+        return
+    sys.path[:0] = [folder for folder in folders if folder not in sys.path]
 
 
 def _configure_kotti(global_conf: dict, settings: dict) -> Any:

@@ -11,7 +11,9 @@ empty (fresh)                               any            create_all, stamp eve
 location without version table, its        any            create_all creates them,
 tables absent (add-on just installed)                      stamped at head(s)
 location without version table, its        any            upgraded from base to
-tables already there (adopted add-on)                      head(s), then recorded
+tables there, differing from the models                    head(s), then recorded
+location without version table, its        any            stamped at head(s)
+tables there, matching the models
 location behind its head(s)                 on             upgraded before serving
 location behind its head(s)                 off            WARNING with the command
 database at a revision the code lacks       on             start-up stops (error)
@@ -68,7 +70,12 @@ def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decisi
         return []
     migrations = Migrations(settings, registry, here=os.getcwd())
     try:
-        return run_startup(migrations)
+        decisions = run_startup(migrations)
+        held_back = _held_back_tables(migrations, decisions)
+        if held_back and migrations.uses_kotti and isinstance(settings, dict):
+            # Kotti's initialize_sql runs create_all after this hook: keep it off them too.
+            settings["kotti.use_tables"] = _kotti_use_tables(migrations, held_back)
+        return decisions
     finally:
         if migrations.uses_kotti:
             from kotti import DBSession
@@ -112,7 +119,18 @@ def run_startup(migrations: Migrations) -> list[Decision]:
                 continue
             if current is None:
                 existing = migrations.owned_tables(loc) & before
-                if existing:
+                if existing and not migrations.schema_differences(existing):
+                    # Created by an earlier create_all from today's models
+                    # (an add-on installed after the first boot, never stamped).
+                    log.info(
+                        "kotti_migrate: %s has no version table; its tables exist and match "
+                        "the models (%s): stamped at head",
+                        loc.spec,
+                        ", ".join(sorted(existing)),
+                    )
+                    to_stamp.append(loc)
+                    decisions.append(Decision(loc, "stamp", "tables match the models"))
+                elif existing:
                     log.info(
                         "kotti_migrate: %s has no version table but its tables exist (%s): "
                         "upgrading from base to head",
@@ -132,7 +150,14 @@ def run_startup(migrations: Migrations) -> list[Decision]:
                     decisions.append(Decision(loc, "stamp", "new location"))
                 continue
             decisions.append(_follow_head(migrations, loc, current, options.auto_upgrade))
-        _create_all(migrations)
+        held_back = _held_back_tables(migrations, decisions)
+        if held_back:
+            log.info(
+                "kotti_migrate: tables of locations not at a known head are left as they are "
+                "(not created by create_all): %s",
+                ", ".join(sorted(held_back)),
+            )
+        _create_all(migrations, held_back)
         for loc in to_stamp:
             report = migrations.stamp(loc, "heads")
             log.info("kotti_migrate: %s stamped at %s", loc.spec, ", ".join(report.after))
@@ -158,6 +183,7 @@ def _follow_head(
         log.warning(message)
         return Decision(loc, "warn", "unknown revision")
     if set(current) == set(index.heads):
+        log.info("kotti_migrate: %s is at its head %s", loc.spec, heads)
         return Decision(loc, "ok")
     if auto_upgrade:
         log.info("kotti_migrate: upgrading %s from %s to %s", loc.spec, shown, heads)
@@ -174,15 +200,49 @@ def _follow_head(
     return Decision(loc, "warn", "pending migrations")
 
 
-def _create_all(migrations: Migrations) -> None:
+def _held_back_tables(migrations: Migrations, decisions: list[Decision]) -> set[str]:
+    """Tables of locations left behind (pending or unknown revision, only warned about).
+
+    create_all must not create them: the location's own migrations will
+    (``kotti-migrate upgrade`` would fail on a table create_all made).
+    """
+    held: set[str] = set()
+    for decision in decisions:
+        if decision.action == "warn":
+            held |= migrations.owned_tables(decision.location)
+    return held
+
+
+def _tables_to_create(migrations: Migrations, held_back: set[str] = frozenset()) -> list[Any] | None:
+    """The tables create_all may create (None: all of the metadata)."""
     metadata = migrations.metadata
-    if metadata is None or not migrations.options.create_all:
-        return
     tables = None
     if migrations.uses_kotti:
         names = str(migrations.settings.get("kotti.use_tables", "") or "").split()
         if names:
             tables = [metadata.tables[name] for name in names]
+    if held_back:
+        tables = [table for table in (tables or metadata.sorted_tables) if table.name not in held_back]
+    return tables
+
+
+def _kotti_use_tables(migrations: Migrations, held_back: set[str]) -> str:
+    """``kotti.use_tables`` that keeps Kotti's own create_all off ``held_back`` tables."""
+    names = [table.name for table in _tables_to_create(migrations, held_back) or []]
+    if not names:
+        # Kotti reads an empty value as "all tables": name one that exists
+        # (create_all skips existing tables).
+        with database.connect(migrations.engine) as connection:
+            names = sorted(held_back & database.table_names(connection))[:1]
+    return " ".join(names)
+
+
+def _create_all(migrations: Migrations, held_back: set[str] = frozenset()) -> None:
+    metadata = migrations.metadata
+    if metadata is None or not migrations.options.create_all:
+        return
+    tables = _tables_to_create(migrations, held_back)
+    if migrations.uses_kotti:
         from kotti.resources import _adjust_for_engine
 
         _adjust_for_engine(migrations.engine)

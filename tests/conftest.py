@@ -236,3 +236,134 @@ def boot(ini: Path, env: dict | None = None, request: str = "/", timeout: int = 
         timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+# -- pserve ------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """What a ``pserve`` run did.
+
+    :ivar code: pserve's exit code when it stopped by itself (start-up
+        failed), None when it was serving (and was stopped by the test)
+    :ivar status: HTTP status of the page fetched while it served
+    """
+
+    code: int | None
+    status: int | None
+    body: str
+    err: str
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def add_pserve_sections(ini: Path) -> int:
+    """Give an ini file a waitress server on a free port and INFO logging to stderr.
+
+    :returns: the port (the one already configured, if any)
+    """
+    text = ini.read_text()
+    if "[server:main]" in text:
+        return int(text.split("listen = 127.0.0.1:", 1)[1].split()[0])
+    port = free_port()
+    text += (
+        f"\n[server:main]\nuse = egg:waitress#main\nlisten = 127.0.0.1:{port}\n"
+        "\n[loggers]\nkeys = root\n\n[handlers]\nkeys = console\n\n[formatters]\nkeys = generic\n"
+        "\n[logger_root]\nlevel = INFO\nhandlers = console\n"
+        "\n[handler_console]\nclass = StreamHandler\nargs = (sys.stderr,)\nlevel = NOTSET\n"
+        "formatter = generic\n"
+        "\n[formatter_generic]\nformat = %(levelname)s [%(name)s] %(message)s\n"
+    )
+    ini.write_text(text)
+    return port
+
+
+def serve(ini: Path, env: dict | None = None, request: str = "/", timeout: float = 90) -> Served:
+    """Run ``pserve <ini>`` as a user would; GET ``request`` once it serves, then stop it.
+
+    A start-up failure makes pserve exit by itself: its exit code is returned.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    port = add_pserve_sections(ini)
+    exe = Path(sys.executable).parent / "pserve"
+    err_path = ini.parent / f"pserve-{port}.err"
+    with open(err_path, "w") as err_file:
+        proc = subprocess.Popen(
+            [str(exe), str(ini)],
+            stdout=err_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=str(ini.parent),
+        )
+        status, body = None, ""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{request}", timeout=5) as res:
+                        status, body = res.status, res.read().decode()
+                    break
+                except urllib.error.HTTPError as exc:
+                    status, body = exc.code, exc.read().decode()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+        finally:
+            code = proc.poll()
+            if code is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    if code is None and status is None:
+        raise AssertionError(f"pserve neither served nor exited in {timeout} s:\n{err_path.read_text()}")
+    return Served(code, status, body, err_path.read_text())
+
+
+def write_location(folder: Path, revisions: list[tuple[str, str | None, str]]) -> Path:
+    """A filesystem migration location ``folder`` (inside a package folder) with revision files.
+
+    ``revisions``: (revision id, down revision or None, body of ``upgrade()``).
+    Revision files already there are kept, so a later call can add revisions.
+    """
+    package = folder.parent
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").touch()
+    (folder / "versions").mkdir(parents=True, exist_ok=True)
+    for rev, down, body in revisions:
+        source = textwrap.dedent(
+            '''\
+            """Revision {rev}
+
+            Revision ID: {rev}
+            Revises: {down}
+            """
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = {rev!r}
+            down_revision = {down!r}
+
+
+            def upgrade():
+            {body}
+
+
+            def downgrade():
+                pass
+            '''
+        ).format(rev=rev, down=down, body=textwrap.indent(textwrap.dedent(body).strip() or "pass", "    "))
+        (folder / "versions" / f"{rev}_step.py").write_text(source)
+    return folder

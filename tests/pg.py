@@ -82,7 +82,9 @@ class PostgresServer:
             )
         self._cmd(["pg_ctl", "-D", self.datadir, "-w", "-t", "60", "-l",
                    os.path.join(base, "log"), "start"])
-        self.admin_url = f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/postgres"
+        # The driver is named: SQLAlchemy 2.1 defaults to psycopg 3, the
+        # test stacks install psycopg2.
+        self.admin_url = f"postgresql+psycopg2://{USER}:{PASSWORD}@127.0.0.1:{port}/postgres"
 
     def _cmd(self, argv: list[str]) -> None:
         argv = [os.path.join(self._bin, argv[0])] + argv[1:]

@@ -1,0 +1,286 @@
+"""The revision index cache: start-up at head does not import revision files,
+and any change to the revision files is seen at the next start-up.
+
+Every revision file written here logs its import to ``imports.log`` next to
+the location, which shows whether a call read the files or the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import tables, versions
+
+from kotti_migrate.commands import Migrations
+from kotti_migrate.locations import resolve_location
+from kotti_migrate.scripts import revision_index
+from kotti_migrate.startup import on_startup
+
+R1, R2, R3 = "aaaa00000001", "aaaa00000002", "aaaa00000003"
+VERSION_TABLE = "gadgets_addon_alembic_version"
+
+
+def write_revision(versions_dir: Path, rev: str, down: str | None, table: str | None = None) -> Path:
+    """A revision file (Alembic's naming) that logs its import; optionally creates ``table``."""
+    body = f"op.create_table({table!r}, sa.Column('id', sa.Integer, primary_key=True))" if table else "pass"
+    path = versions_dir / f"{rev}_step.py"
+    path.write_text(
+        textwrap.dedent(
+            f'''\
+            """step {rev}
+
+            Revision ID: {rev}
+            Revises: {down or ""}
+            """
+            import pathlib
+
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = {rev!r}
+            down_revision = {down!r}
+
+            pathlib.Path(__file__).parents[2].joinpath("imports.log").open("a").write({rev!r} + "\\n")
+
+
+            def upgrade():
+                {body}
+
+
+            def downgrade():
+                pass
+            '''
+        )
+    )
+    return path
+
+
+def age(*paths: Path, seconds: float = 60) -> None:
+    """Date files back, as files checked out or installed a while ago are."""
+    past = time.time() - seconds
+    for path in paths:
+        os.utime(path, (past, past))
+
+
+@pytest.fixture
+def location_dir(tmp_path):
+    """An add-on's migration folder with two revisions, R1 <- R2, dated back."""
+    folder = tmp_path / "src" / "gadgets_addon" / "alembic"
+    (folder / "versions").mkdir(parents=True)
+    (folder.parent / "__init__.py").write_text("")
+    age(
+        write_revision(folder / "versions", R1, None),
+        write_revision(folder / "versions", R2, R1),
+    )
+    return folder
+
+
+def imports(folder: Path) -> list[str]:
+    log = folder.parent / "imports.log"
+    return log.read_text().split() if log.exists() else []
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    return tmp_path / "index-cache"
+
+
+def index(folder: Path, cache_dir: Path | None):
+    return revision_index(resolve_location(str(folder)), cache_dir)
+
+
+def test_second_look_uses_the_cache(location_dir, cache_dir):
+    first = index(location_dir, cache_dir)
+    assert first.heads == (R2,)
+    assert first.revisions == {R1, R2}
+    assert sorted(imports(location_dir)) == [R1, R2]
+    again = index(location_dir, cache_dir)
+    assert again == first
+    assert sorted(imports(location_dir)) == [R1, R2]  # nothing imported the second time
+
+
+def test_added_revision_file_is_seen(location_dir, cache_dir):
+    index(location_dir, cache_dir)
+    write_revision(location_dir / "versions", R3, R2)
+    assert index(location_dir, cache_dir).heads == (R3,)
+    assert index(location_dir, cache_dir).revisions == {R1, R2, R3}
+
+
+def test_removed_revision_file_is_seen(location_dir, cache_dir):
+    age(write_revision(location_dir / "versions", R3, R2))
+    assert index(location_dir, cache_dir).heads == (R3,)
+    (location_dir / "versions" / f"{R3}_step.py").unlink()
+    result = index(location_dir, cache_dir)
+    assert result.heads == (R2,)
+    assert R3 not in result.revisions
+
+
+def test_file_edited_in_place_with_the_same_size_is_seen(location_dir, cache_dir):
+    r3 = write_revision(location_dir / "versions", R3, R2)
+    age(r3)
+    inode, size = r3.stat().st_ino, r3.stat().st_size
+    assert index(location_dir, cache_dir).heads == (R3,)
+    # Re-point R3 at R1 in place (same file, same size): R2 and R3 become two heads.
+    with open(r3, "r+") as fh:
+        text = fh.read().replace(f"down_revision = {R2!r}", f"down_revision = {R1!r}")
+        fh.seek(0)
+        fh.write(text)
+    assert (r3.stat().st_ino, r3.stat().st_size) == (inode, size)
+    assert sorted(index(location_dir, cache_dir).heads) == [R2, R3]
+
+
+def test_file_replaced_with_the_same_size_and_date_is_seen(location_dir, cache_dir):
+    """An editor or VCS writing a new file over the old one, keeping its date."""
+    r3 = write_revision(location_dir / "versions", R3, R2)
+    age(r3)
+    before = r3.stat()
+    assert index(location_dir, cache_dir).heads == (R3,)
+    replacement = location_dir / "versions" / "new.tmp"
+    replacement.write_text(r3.read_text().replace(f"down_revision = {R2!r}", f"down_revision = {R1!r}"))
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, r3)
+    assert (r3.stat().st_size, r3.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert sorted(index(location_dir, cache_dir).heads) == [R2, R3]
+
+
+def test_file_edited_twice_within_one_clock_tick_is_seen(location_dir, cache_dir):
+    """The second edit keeps size and date (as within one tick of a coarse file system clock)."""
+    r3 = write_revision(location_dir / "versions", R3, R2)
+    before = r3.stat()
+    assert index(location_dir, cache_dir).heads == (R3,)
+    with open(r3, "r+") as fh:
+        text = fh.read().replace(f"down_revision = {R2!r}", f"down_revision = {R1!r}")
+        fh.seek(0)
+        fh.write(text)
+    os.utime(r3, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (r3.stat().st_size, r3.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert sorted(index(location_dir, cache_dir).heads) == [R2, R3]
+
+
+def test_without_cache_every_look_reads_the_files(location_dir):
+    assert index(location_dir, None).heads == (R2,)
+    assert index(location_dir, None).heads == (R2,)
+    assert sorted(imports(location_dir)) == [R1, R1, R2, R2]
+
+
+def test_corrupt_cache_file_is_ignored(location_dir, cache_dir):
+    index(location_dir, cache_dir)
+    for cached in cache_dir.iterdir():
+        cached.write_text('{"format": 1, "fingerprint": ')
+    assert index(location_dir, cache_dir).heads == (R2,)
+    write_revision(location_dir / "versions", R3, R2)
+    assert index(location_dir, cache_dir).heads == (R3,)
+
+
+# -- through start-up, as a site would see it -------------------------------------
+
+
+def settings_for(url: str, folder: Path, cache_dir: Path, **extra: str) -> dict:
+    return {
+        "sqlalchemy.url": url,
+        "kotti.alembic_dirs": str(folder),
+        "kotti_migrate.cache_dir": str(cache_dir),
+        **{k.replace("__", "."): v for k, v in extra.items()},
+    }
+
+
+def test_startup_at_head_reads_no_revision_file(location_dir, cache_dir, sqlite_url):
+    settings = settings_for(sqlite_url, location_dir, cache_dir)
+    assert [d.action for d in on_startup(settings)] == ["stamp"]  # fresh database
+    assert versions(sqlite_url, VERSION_TABLE) == [R2]
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+    seen = imports(location_dir)
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+    assert imports(location_dir) == seen
+
+
+def test_startup_sees_a_new_revision_file(location_dir, cache_dir, sqlite_url, caplog):
+    settings = settings_for(sqlite_url, location_dir, cache_dir)
+    on_startup(settings)
+    assert [d.action for d in on_startup(settings)] == ["ok"]  # the cache now says R2
+    write_revision(location_dir / "versions", R3, R2, table="gadgets")
+
+    with caplog.at_level(logging.INFO, logger="kotti_migrate"):
+        decisions = on_startup(settings)
+    assert [d.action for d in decisions] == ["warn"]
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"is at {R2}, behind its head {R3}" in message for message in warning), warning
+    assert versions(sqlite_url, VERSION_TABLE) == [R2]
+
+    decisions = on_startup({**settings, "kotti_migrate.auto_upgrade": "true"})
+    assert [d.action for d in decisions] == ["upgrade"]
+    assert versions(sqlite_url, VERSION_TABLE) == [R3]
+    assert "gadgets" in tables(sqlite_url)
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+
+
+def test_older_file_edited_in_place_is_seen_once_kotti_migrate_ran(location_dir, cache_dir, sqlite_url):
+    """Start-up trusts the index for non-head files; any kotti-migrate command refreshes it."""
+    r3 = write_revision(location_dir / "versions", R3, R2)
+    age(r3)
+    settings = settings_for(sqlite_url, location_dir, cache_dir)
+    on_startup(settings)
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+    # Re-point R2 (not a head) at base, in place: R1 and R3 are now both heads.
+    r2 = location_dir / "versions" / f"{R2}_step.py"
+    inode = r2.stat().st_ino
+    with open(r2, "r+") as fh:
+        text = fh.read().replace(f"down_revision = {R1!r}", "down_revision = None          ")
+        fh.seek(0)
+        fh.write(text)
+    assert r2.stat().st_ino == inode
+    assert [d.action for d in on_startup(settings)] == ["ok"]  # the documented blind spot
+    statuses = Migrations(settings).status()  # what `kotti-migrate <ini> status` runs
+    assert statuses[0].heads == (R1, R3)
+    assert [d.action for d in on_startup(settings)] == ["warn"]  # behind head R1 now
+
+
+def test_startup_sees_a_removed_revision_file(location_dir, cache_dir, sqlite_url, caplog):
+    """Code rolled back: the database is at a revision the files no longer have."""
+    r3 = write_revision(location_dir / "versions", R3, R2)
+    settings = settings_for(sqlite_url, location_dir, cache_dir)
+    on_startup(settings)
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+    assert versions(sqlite_url, VERSION_TABLE) == [R3]
+    r3.unlink()
+    with caplog.at_level(logging.WARNING, logger="kotti_migrate"):
+        assert [d.action for d in on_startup(settings)] == ["warn"]
+    assert f"at {R3}, a revision this code does not know" in caplog.text
+
+
+def test_unwritable_cache_dir_does_not_break_startup(location_dir, tmp_path, sqlite_url, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    # Works for root too, unlike a read-only folder.
+    settings = settings_for(sqlite_url, location_dir, blocker / "kotti_migrate")
+    assert [d.action for d in on_startup(settings)] == ["stamp"]
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+    write_revision(location_dir / "versions", R3, R2, table="gadgets")
+    with caplog.at_level(logging.WARNING, logger="kotti_migrate"):
+        assert [d.action for d in on_startup(settings)] == ["warn"]
+    assert f"behind its head {R3}" in caplog.text
+    assert [d.action for d in on_startup({**settings, "kotti_migrate.auto_upgrade": "true"})] == ["upgrade"]
+    assert versions(sqlite_url, VERSION_TABLE) == [R3]
+    assert blocker.read_text() == "a file where the cache folder should be"
+
+
+def test_read_only_cache_dir_does_not_break_startup(location_dir, tmp_path, sqlite_url):
+    """A cache folder filled once, then made read-only (a read-only home, say)."""
+    cache = tmp_path / "ro-cache"
+    settings = settings_for(sqlite_url, location_dir, cache)
+    on_startup(settings)
+    on_startup(settings)
+    cache.chmod(0o500)
+    try:
+        write_revision(location_dir / "versions", R3, R2, table="gadgets")
+        assert [d.action for d in on_startup({**settings, "kotti_migrate.auto_upgrade": "1"})] == ["upgrade"]
+        assert [d.action for d in on_startup(settings)] == ["ok"]
+        assert versions(sqlite_url, VERSION_TABLE) == [R3]
+    finally:
+        cache.chmod(0o700)
