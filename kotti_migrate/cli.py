@@ -254,7 +254,8 @@ class Runner:
 
     def cmd_heads(self) -> int:
         m = self.migrations
-        for loc in [self.selected()] if self.selected() else m.locations:
+        selected = self.selected()
+        for loc in [selected] if selected else m.locations:
             for script in m.heads(loc):
                 self.echo(f"{loc.spec}: {revision_label(script)} (head)")
         return EXIT_OK

@@ -46,13 +46,19 @@ from .locations import (
     KOTTI_LOCATION,
     Location,
     find_location,
-    is_asset_spec,
-    package_folder,
+    location_path,
     registered_specs,
     resolve_location,
     resolve_locations,
 )
-from .scripts import LocationScripts, RevisionIndex, load_scripts, remember_index, revision_index
+from .scripts import (
+    LocationScripts,
+    RevisionIndex,
+    folder_listing,
+    load_scripts,
+    remember_index,
+    revision_index,
+)
 from .settings import Options, kotti_available, load_app
 
 
@@ -196,8 +202,9 @@ class Migrations:
         """The revision graph of a location (loaded once per object)."""
         loc = self.location(location)
         if loc.path not in self._scripts:
+            listing = folder_listing(loc, self.options.cache_dir)
             scripts = load_scripts(loc)
-            remember_index(scripts, self.options.cache_dir)  # fresh for the next start-up
+            remember_index(scripts, self.options.cache_dir, listing)  # fresh for the next start-up
             self._scripts[loc.path] = scripts
         return self._scripts[loc.path]
 
@@ -299,7 +306,7 @@ class Migrations:
             # swallows the error): keep that out of the user's way.
             redirect = (
                 contextlib.redirect_stderr(captured)
-                if loc_has_env(location)
+                if location.env_py is not None
                 else contextlib.nullcontext()
             )
             with EnvironmentContext(config, scripts, **opts), redirect:
@@ -317,10 +324,12 @@ class Migrations:
                     raise self._failed(location, recorder, exc, sql, captured) from exc
                 except Exception as exc:
                     raise self._failed(location, recorder, exc, sql, captured) from exc
-        if recorder.pending_step is not None:
+        if recorder.pending_step is not None or not recorder.finished:
+            # An env.py that swallowed the error (Kotti's does), before or
+            # during a step.
             raise self._failed(location, recorder, None, sql, captured)
         if captured.getvalue():
-            sys.stderr.write(captured.getvalue())
+            sys.stderr.write(database.scrub(captured.getvalue(), self.engine.url))
         return recorder, buffer.getvalue() if buffer is not None else None
 
     def _failed(
@@ -355,7 +364,7 @@ class Migrations:
                 pass
         if revision:
             what = f"revision {revision}"
-        elif sql and loc_has_env(location):
+        elif sql and location.env_py is not None:
             what = "its env.py in offline (--sql) mode"
         else:
             what = "the migration environment"
@@ -700,13 +709,7 @@ class Migrations:
 
         :raises LocationError: the folder exists and is not empty
         """
-        if is_asset_spec(spec):
-            package, _, folder = spec.partition(":")
-            path = package_folder(package, spec) / folder
-        else:
-            path = Path(os.path.expanduser(spec))
-            if not path.is_absolute():
-                path = Path(self.here or os.getcwd()) / path
+        path = location_path(spec, self.here)
         if path.exists() and any(path.iterdir()):
             raise LocationError(f"location {spec!r}: folder {path} exists and is not empty")
         template = Path(__file__).parent / "template"
@@ -721,11 +724,6 @@ class Migrations:
             "or config.add_alembic_dir(...) in its includeme.\n"
         )
         return resolve_location(spec, self.here)
-
-
-def loc_has_env(location: Location) -> bool:
-    """True when the location runs an env.py of its own."""
-    return location.env_py is not None
 
 
 def _last_error_line(output: str) -> str:

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import hashlib
 import logging
+import math
 import os
 import re
 import threading
@@ -46,9 +47,12 @@ def scrub(text: str, url: str | sa.engine.URL | None = None) -> str:
         return text
     try:
         password = make_url(url).password
-    except Exception:
-        return text
-    if password:
+    except Exception:  # unparsable (a typo): find the password by its shape
+        match = re.search(r":([^:@/\s]+)@", str(url))
+        password = match.group(1) if match else None
+    # A very short password would mangle the text; the URL-shaped
+    # occurrences are masked above already.
+    if password and len(str(password)) >= 4:
         text = text.replace(str(password), "***")
     return text
 
@@ -217,7 +221,9 @@ def _pg_lock(engine: Engine, deadline: float, timeout: float) -> Iterator[None]:
         try:
             yield
         finally:
-            connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            # A dropped connection released the lock already: keep the real error.
+            with contextlib.suppress(sa.exc.DBAPIError):
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             _end_transaction(connection)
 
 
@@ -226,14 +232,15 @@ def _mysql_lock(engine: Engine, deadline: float, timeout: float) -> Iterator[Non
     with connect(engine) as connection:
         got = connection.execute(
             sa.text("SELECT GET_LOCK(:name, :timeout)"),
-            {"name": LOCK_NAME, "timeout": max(0, int(deadline - time.monotonic()))},
+            {"name": LOCK_NAME, "timeout": max(0, math.ceil(deadline - time.monotonic()))},
         ).scalar()
         if not got:
             raise _timeout(engine, timeout)
         try:
             yield
         finally:
-            connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+            with contextlib.suppress(sa.exc.DBAPIError):
+                connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
 
 
 @contextlib.contextmanager

@@ -56,6 +56,8 @@ class StepRecorder:
 
     applied: list[StepReport] = field(default_factory=list)
     pending_step: Any = None
+    #: True once Alembic asked for every step: the run got to its end.
+    finished: bool = False
     _started: float = 0.0
 
     def wrap(self, fn: Callable[[Any, Any], Iterable[Any]]) -> Callable[[Any, Any], Iterator[Any]]:
@@ -65,6 +67,7 @@ class StepRecorder:
                 self._started = time.perf_counter()
                 yield step
                 self._completed(step)
+            self.finished = True
 
         return steps
 
@@ -106,7 +109,8 @@ def alembic_config(migrations: Migrations, location: Location, stdout: Any = Non
     config.set_main_option("script_location", str(location.path))
     url = migrations.settings.get("sqlalchemy.url")
     if url:
-        config.set_main_option("sqlalchemy.url", str(url).replace("%", "%%"))
+        text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", text.replace("%", "%%"))
     config.attributes[ATTRIBUTE] = (migrations, location)
     return config
 

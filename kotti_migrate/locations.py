@@ -123,6 +123,20 @@ def _package_of_path(folder: Path) -> str:
     return folder.parent.name or folder.name
 
 
+def location_path(spec: str, here: str | os.PathLike[str] | None = None) -> Path:
+    """The folder a spec names (it need not exist yet).
+
+    :raises LocationError: the package of an asset spec is not importable
+    """
+    if is_asset_spec(spec):
+        package, _, folder = spec.partition(":")
+        return package_folder(package, spec) / folder
+    path = Path(os.path.expanduser(spec))
+    if not path.is_absolute():
+        path = Path(here or os.getcwd()) / path
+    return Path(os.path.normpath(path))
+
+
 def resolve_location(spec: str, here: str | os.PathLike[str] | None = None) -> Location:
     """Resolve one location spec into a :class:`Location`.
 
@@ -135,15 +149,8 @@ def resolve_location(spec: str, here: str | os.PathLike[str] | None = None) -> L
     spec = spec.strip()
     if not spec:
         raise LocationError("empty migration location")
-    if is_asset_spec(spec):
-        package, _, folder = spec.partition(":")
-        path = package_folder(package, spec) / folder
-    else:
-        path = Path(os.path.expanduser(spec))
-        if not path.is_absolute():
-            path = Path(here or os.getcwd()) / path
-        path = Path(os.path.normpath(path))
-        package = _package_of_path(path)
+    path = location_path(spec, here)
+    package = spec.partition(":")[0] if is_asset_spec(spec) else _package_of_path(path)
     if not path.is_dir():
         raise LocationError(f"location {spec!r}: folder {path} does not exist")
     if not (path / "versions").is_dir():

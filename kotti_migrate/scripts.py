@@ -223,16 +223,29 @@ def revision_index(location: Location, cache_dir: Path | None = None) -> Revisio
     A cache that cannot be read or written only costs speed.
     """
     cache_file = _cache_file(location, cache_dir)
+    listing = None
     if cache_file is not None:
-        index = _read_cache(cache_file, location)
+        listing = _listing(location)
+        index = _read_cache(cache_file, location, listing)
         if index is not None:
             return index
     scripts = load_scripts(location)
-    return remember_index(scripts, cache_dir)
+    return remember_index(scripts, cache_dir, listing)
 
 
-def remember_index(scripts: LocationScripts, cache_dir: Path | None) -> RevisionIndex:
-    """The index of loaded ``scripts``, written to the cache for start-up."""
+def folder_listing(location: Location, cache_dir: Path | None) -> str | None:
+    """The listing to hand to :func:`remember_index`, taken *before* loading."""
+    return _listing(location) if cache_dir is not None else None
+
+
+def remember_index(
+    scripts: LocationScripts, cache_dir: Path | None, listing: str | None = None
+) -> RevisionIndex:
+    """The index of loaded ``scripts``, written to the cache for start-up.
+
+    ``listing`` is the folder listing taken before the scripts were loaded,
+    so that a file added meanwhile makes the cache entry stale, not wrong.
+    """
     location = scripts.location
     index = RevisionIndex(
         heads=tuple(scripts.get_heads()),
@@ -249,7 +262,7 @@ def remember_index(scripts: LocationScripts, cache_dir: Path | None) -> Revision
         _write_cache(
             cache_file,
             {
-                "listing": _listing(location),
+                "listing": listing or _listing(location),
                 "head_files": heads,
                 "heads": list(index.heads),
                 "revisions": " ".join(sorted(index.revisions)),
@@ -264,11 +277,11 @@ def _cache_file(location: Location, cache_dir: Path | None) -> Path | None:
     return cache_dir / (hashlib.sha1(str(location.path).encode()).hexdigest() + ".json")
 
 
-def _read_cache(cache_file: Path, location: Location) -> RevisionIndex | None:
+def _read_cache(cache_file: Path, location: Location, listing: str) -> RevisionIndex | None:
     """The cached index when the folder and the head files are unchanged."""
     try:
         data = json.loads(cache_file.read_text())
-        if data.get("format") != _CACHE_FORMAT or data["listing"] != _listing(location):
+        if data.get("format") != _CACHE_FORMAT or data["listing"] != listing:
             return None
         heads = data["head_files"]
         if _file_stats(location.versions_path, heads) != heads:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ class Options:
         raw_timeout = settings.get("kotti_migrate.lock_timeout", DEFAULT_LOCK_TIMEOUT)
         try:
             timeout = float(raw_timeout)
-            if timeout < 0:
+            if timeout < 0 or not math.isfinite(timeout):
                 raise ValueError
         except (TypeError, ValueError):
             raise ConfigurationError(
@@ -234,8 +235,15 @@ def _configure_kotti(global_conf: dict, settings: dict) -> Any:
 
 
 def _configure_plain(loader: Any, section: str) -> Any:
+    from pyramid.config import global_registries
     from pyramid.threadlocal import get_current_registry
 
     app = loader.get_wsgi_app(section)
     registry = getattr(app, "registry", None)
-    return registry if registry is not None else get_current_registry()
+    if registry is None:  # the app factory wrapped the router in middleware
+        registry = global_registries.last or get_current_registry()
+    if getattr(registry, "settings", None) is None:
+        raise ConfigurationError(
+            f"the app of [app:{section}] is not a Pyramid app (no registry with settings found)"
+        )
+    return registry

@@ -40,7 +40,6 @@ from .settings import Options, startup_disabled
 
 log = logging.getLogger("kotti_migrate")
 
-_TRUE = ("1", "y", "yes", "t", "true")
 
 
 @dataclass
@@ -110,9 +109,18 @@ def run_startup(migrations: Migrations) -> list[Decision]:
                 connection, [loc.version_table for loc in migrations.locations], before
             )
         fresh = not before
+        creates_tables = migrations.metadata is not None and options.create_all
         to_stamp: list[Location] = []
         for loc in migrations.locations:
             current = versions[loc.version_table]
+            if (fresh or current is None) and not creates_tables:
+                # Nothing creates the tables from models: the migrations must.
+                log.info("kotti_migrate: %s has no version table and no models to create "
+                         "tables from: upgrading from base to head", loc.spec)
+                for report in migrations.upgrade(loc):
+                    _log_report(report)
+                decisions.append(Decision(loc, "upgrade", "no models to create tables from"))
+                continue
             if fresh:
                 to_stamp.append(loc)
                 decisions.append(Decision(loc, "stamp", "fresh database"))
@@ -251,8 +259,8 @@ def _create_all(migrations: Migrations, held_back: set[str] = frozenset()) -> No
 
 def _run_kotti_populators(migrations: Migrations) -> None:
     """Run Kotti's populators under the lock, so only one worker creates the root."""
-    if os.environ.get("KOTTI_DISABLE_POPULATORS", "0").lower() in _TRUE:
-        return
+    if os.environ.get("KOTTI_DISABLE_POPULATORS", "0").strip().lower() in ("1", "y", "yes", "t", "true"):
+        return  # Kotti's own switch, read as Kotti reads it
     import transaction
     from pyramid.path import DottedNameResolver
 

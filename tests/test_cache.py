@@ -191,7 +191,7 @@ def settings_for(url: str, folder: Path, cache_dir: Path, **extra: str) -> dict:
 
 def test_startup_at_head_reads_no_revision_file(location_dir, cache_dir, sqlite_url):
     settings = settings_for(sqlite_url, location_dir, cache_dir)
-    assert [d.action for d in on_startup(settings)] == ["stamp"]  # fresh database
+    assert [d.action for d in on_startup(settings)] == ["upgrade"]  # fresh, no models: migrations run
     assert versions(sqlite_url, VERSION_TABLE) == [R2]
     assert [d.action for d in on_startup(settings)] == ["ok"]
     seen = imports(location_dir)
@@ -259,7 +259,7 @@ def test_unwritable_cache_dir_does_not_break_startup(location_dir, tmp_path, sql
     blocker.write_text("a file where the cache folder should be")
     # Works for root too, unlike a read-only folder.
     settings = settings_for(sqlite_url, location_dir, blocker / "kotti_migrate")
-    assert [d.action for d in on_startup(settings)] == ["stamp"]
+    assert [d.action for d in on_startup(settings)] == ["upgrade"]
     assert [d.action for d in on_startup(settings)] == ["ok"]
     write_revision(location_dir / "versions", R3, R2, table="gadgets")
     with caplog.at_level(logging.WARNING, logger="kotti_migrate"):
@@ -284,3 +284,16 @@ def test_read_only_cache_dir_does_not_break_startup(location_dir, tmp_path, sqli
         assert versions(sqlite_url, VERSION_TABLE) == [R3]
     finally:
         cache.chmod(0o700)
+
+
+def test_fresh_database_without_models_is_built_by_the_migrations(tmp_path, cache_dir, sqlite_url):
+    """No metadata to create tables from: start-up runs the migrations instead of stamping."""
+    folder = tmp_path / "src" / "widgets_addon" / "alembic"
+    (folder / "versions").mkdir(parents=True)
+    (folder.parent / "__init__.py").write_text("")
+    write_revision(folder / "versions", R1, None, table="widgets")
+    settings = settings_for(sqlite_url, folder, cache_dir)
+    assert [d.action for d in on_startup(settings)] == ["upgrade"]
+    assert "widgets" in tables(sqlite_url)
+    assert versions(sqlite_url, "widgets_addon_alembic_version") == [R1]
+    assert [d.action for d in on_startup(settings)] == ["ok"]

@@ -538,3 +538,59 @@ def test_kotti_database_unreachable(kotti_ini):
     verbose = cli_process(ini, "upgrade_all", "-v")
     assert verbose.code == 1 and PASSWORD not in verbose.out + verbose.err
 
+
+
+# -- found in review ---------------------------------------------------------------------
+
+SWALLOWING_ENV = '''\
+import traceback
+
+from alembic import context
+
+from kotti_migrate.environment import run_default_environment
+
+try:  # like Kotti's env.py: print the error, carry on
+    run_default_environment()
+except Exception:
+    traceback.print_exc()
+'''
+
+
+def test_env_py_swallowing_an_error_before_any_step_is_still_a_failure(tiny_app, sqlite_url):
+    ini, _, versions_dir = tiny_app(sqlite_url, {"a1_things.py": ("a1", None, CREATE_THINGS)})
+    (versions_dir.parent / "env.py").write_text(SWALLOWING_ENV)
+    assert cli(ini, "upgrade").code == 0
+    execute(sqlite_url, f"UPDATE {versions_dir.parent.parent.name}_alembic_version SET version_num = 'zz99'")
+    line = one_error_line(cli(ini, "upgrade"))
+    assert "the migration environment failed" in line and "zz99" in line
+
+
+def test_mistyped_url_never_shows_its_password(tiny_app):
+    ini, _, _ = tiny_app(f"postgresql//bob:{PASSWORD}@127.0.0.1/db")
+    line = one_error_line(cli(ini, "status"))
+    assert "bob" in line or "URL" in line or "url" in line
+
+
+def test_infinite_lock_timeout_is_refused(tiny_app, sqlite_url):
+    ini, _, _ = tiny_app(sqlite_url, kotti_migrate__lock_timeout="inf")
+    line = one_error_line(cli(ini, "status"))
+    assert "kotti_migrate.lock_timeout" in line
+
+
+def test_app_wrapped_in_middleware_is_found(tmp_path, monkeypatch, sqlite_url):
+    root = tmp_path / "pkgs"
+    (root / "wrapped_app" / "alembic" / "versions").mkdir(parents=True)
+    (root / "wrapped_app" / "__init__.py").write_text(
+        "from pyramid.config import Configurator\n\n\n"
+        "def main(global_config, **settings):\n"
+        "    config = Configurator(settings=settings)\n"
+        "    config.include('kotti_migrate')\n"
+        "    config.add_alembic_dir('wrapped_app:alembic')\n"
+        "    app = config.make_wsgi_app()\n"
+        "    return lambda environ, start_response: app(environ, start_response)\n"
+    )
+    monkeypatch.syspath_prepend(str(root))
+    ini = write_ini(tmp_path / "wrapped.ini", "call:wrapped_app:main", sqlite_url)
+    result = cli(ini, "status")
+    assert result.code == 3, result.err  # registered, never stamped
+    assert "wrapped_app:alembic" in result.out
