@@ -290,16 +290,28 @@ def serve(ini: Path, env: dict | None = None, request: str = "/", timeout: float
 
     A start-up failure makes pserve exit by itself: its exit code is returned.
     """
+    port = add_pserve_sections(ini)
+    return pserve(ini, port, env=env, request=request, timeout=timeout)
+
+
+def pserve(
+    ini: Path,
+    port: int,
+    *args: str,
+    env: dict | None = None,
+    request: str = "/",
+    timeout: float = 90,
+) -> Served:
+    """``pserve <ini> ARGS`` (serving on ``port``): GET ``request`` once it serves, then stop it."""
     import time
     import urllib.error
     import urllib.request
 
-    port = add_pserve_sections(ini)
     exe = Path(sys.executable).parent / "pserve"
     err_path = ini.parent / f"pserve-{port}.err"
     with open(err_path, "w") as err_file:
         proc = subprocess.Popen(
-            [str(exe), str(ini)],
+            [str(exe), str(ini), *args],
             stdout=err_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
