@@ -16,6 +16,7 @@ from .errors import (
     LockTimeout,
     MigrateError,
     MigrationFailed,
+    MigrationsRequired,
     RevisionError,
     UnknownDatabaseRevision,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "MigrateError",
     "MigrationFailed",
     "Migrations",
+    "MigrationsRequired",
     "RevisionError",
     "RunReport",
     "UnknownDatabaseRevision",
@@ -79,8 +81,35 @@ def includeme(config: Any) -> None:
 
     config.add_directive("add_alembic_dir", add_alembic_dir)
     Options.from_settings(config.get_settings())  # a bad value fails now, clearly
+    info = _StartupInfo()
 
     def startup() -> None:
-        on_startup(config.registry.settings, config.registry)
+        try:
+            on_startup(config.registry.settings, config.registry)
+        except MigrateError as exc:
+            info.failure = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise
 
-    config.action(("kotti_migrate.startup",), startup, order=STARTUP_ORDER)
+    # Pyramid re-raises an action's error as ConfigurationExecutionError,
+    # whose message ends with the action's "info": make that the one line
+    # an operator needs (under pserve, the last line of the traceback).
+    previous = config.info
+    config.info = info
+    try:
+        config.action(("kotti_migrate.startup",), startup, order=STARTUP_ORDER)
+    finally:
+        config.info = previous
+
+
+class _StartupInfo:
+    """Where the start-up action comes from, as Pyramid shows it in errors."""
+
+    failure = ""
+
+    def __str__(self) -> str:
+        if self.failure:
+            return f"kotti_migrate: start-up failed: {self.failure}"
+        return "kotti_migrate start-up (config.include('kotti_migrate'))"
+
+    def __bool__(self) -> bool:
+        return True

@@ -19,6 +19,7 @@ from .commands import Migrations, RunReport
 from .errors import EXIT_ERROR, EXIT_OK, EXIT_PENDING, LocationError, MigrateError
 from .locations import KOTTI_LOCATION, Location
 from .scripts import revision_label
+from .settings import split_config_uri
 
 EXIT_USAGE = 2
 
@@ -197,13 +198,34 @@ class Runner:
             self.echo()
         return EXIT_OK
 
+    def create_fresh(self) -> bool:
+        """On an empty database, do what start-up does (create, stamp, populate); True if it did."""
+        m = self.migrations
+        if getattr(self.args, "sql", False) or not m.creates_tables or not m.is_fresh():
+            return False
+        from .startup import run_startup
+
+        path, _ = split_config_uri(self.args.config_uri)
+        run_startup(m, config_file=path)
+        self.echo(
+            f"Empty database {database.mask_url(m.engine.url)}: created its tables from the models "
+            "and stamped every location at its head(s), as start-up does:"
+        )
+        for loc, revs in m.current().items():
+            self.echo(f"  {loc.spec} ({loc.version_table}): {', '.join(revs or ()) or 'no revisions yet'}")
+        return True
+
     def cmd_upgrade(self) -> int:
         loc = self.default_location()
+        if self.create_fresh():
+            return EXIT_OK
         for report in self.migrations.upgrade(loc, self.args.rev or "heads", sql=self.args.sql):
             self.report(report, "Upgrading")
         return EXIT_OK
 
     def cmd_upgrade_all(self) -> int:
+        if self.create_fresh():
+            return EXIT_OK
         for report in self.migrations.upgrade(None, "heads", sql=self.args.sql):
             self.report(report, "Upgrading")
         return EXIT_OK
@@ -225,6 +247,15 @@ class Runner:
     def cmd_status(self) -> int:
         rows = [("LOCATION", "VERSION TABLE", "CURRENT", "HEAD(S)", "PENDING")]
         pending = False
+        m = self.migrations
+        if m.is_fresh():
+            pending = True
+            how = (
+                "start-up (or 'upgrade_all') creates its tables and stamps every location"
+                if m.creates_tables
+                else "start-up (or 'upgrade_all') runs every location's migrations from base"
+            )
+            self.echo(f"empty database {database.mask_url(m.engine.url)}: {how}")
         for st in self.migrations.status(self.selected()):
             if st.current is None:
                 current = "(no version table)"
@@ -324,8 +355,6 @@ class Runner:
         return EXIT_PENDING if differs else EXIT_OK
 
     def cmd_init(self) -> int:
-        from .settings import split_config_uri
-
         path, _ = split_config_uri(self.args.config_uri)
         here = os.path.dirname(path)
         migrations = Migrations({"sqlalchemy.url": "sqlite://"}, here=here)
@@ -422,8 +451,6 @@ def _url_of(runner: Runner) -> Any:
 
 def _setup_logging(config_uri: str) -> None:
     """Apply the ini file's logging configuration when it has one."""
-    from .settings import split_config_uri
-
     path, _ = split_config_uri(config_uri)
     if not os.path.isfile(path):
         return

@@ -216,7 +216,9 @@ class Migrations:
         """Tables that belong to a location.
 
         From the setting ``kotti_migrate.tables.<package>`` when given, else
-        the tables of mapped classes defined in the location's package.
+        the tables that mapped classes defined in the location's package
+        define themselves: a content type's own table, not the tables it
+        inherits (``nodes``, ``contents`` of Kotti's ``Content``).
         """
         override = self.settings.get(f"kotti_migrate.tables.{location.package}")
         if override is not None:
@@ -224,19 +226,40 @@ class Migrations:
         metadata = self.metadata
         if metadata is None:
             return set()
-        from sqlalchemy.orm import mapperlib
-
         prefix = location.package
         owned: set[str] = set()
-        for registry in list(mapperlib._all_registries()):
-            for mapper in list(registry.mappers):
-                module = getattr(mapper.class_, "__module__", "") or ""
-                if module != prefix and not module.startswith(prefix + "."):
-                    continue
-                for table in mapper.tables:
-                    if table.metadata is metadata and table.name in metadata.tables:
-                        owned.add(table.name)
+        for mapper in _mappers():
+            module = getattr(mapper.class_, "__module__", "") or ""
+            if module != prefix and not module.startswith(prefix + "."):
+                continue
+            for table in _own_tables(mapper):
+                if table.metadata is metadata and table.name in metadata.tables:
+                    owned.add(table.name)
         return owned
+
+    def polymorphic_tables(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Tables that every query of a polymorphically loaded base class joins.
+
+        Kotti's ``Node`` loads with ``with_polymorphic="*"``: each content
+        type's table is part of every query of nodes, so every page needs it.
+
+        :returns: table name -> (name of the base class, its mapped columns)
+        """
+        metadata = self.metadata
+        found: dict[str, tuple[str, tuple[str, ...]]] = {}
+        if metadata is None:
+            return found
+        for mapper in _mappers():
+            if mapper.inherits is not None or not mapper.with_polymorphic:
+                continue
+            if mapper.with_polymorphic[0] != "*":
+                continue
+            base = f"{mapper.class_.__module__}.{mapper.class_.__name__}"
+            for sub in mapper.self_and_descendants:
+                for table in _own_tables(sub):
+                    if table.metadata is metadata and table.name in metadata.tables:
+                        found[table.name] = (base, tuple(column.name for column in table.columns))
+        return found
 
     def context_options(self, location: Location) -> dict[str, Any]:
         """Options for ``context.configure`` in kotti_migrate's environment."""
@@ -416,6 +439,16 @@ class Migrations:
             versions = database.read_versions(connection, [loc.version_table for loc in selected])
         return {loc: versions[loc.version_table] for loc in selected}
 
+    def is_fresh(self) -> bool:
+        """True when the database is empty (or holds only version tables without rows)."""
+        with database.connect(self.engine) as connection:
+            return database.read_records(connection, [loc.version_table for loc in self.locations])[2]
+
+    @property
+    def creates_tables(self) -> bool:
+        """True when start-up creates tables from the models (metadata known, create_all on)."""
+        return self.metadata is not None and self.options.create_all
+
     def heads(self, location: Location | str | None = None) -> list[Script]:
         """Head revisions of a location."""
         scripts = self.scripts(location)
@@ -482,6 +515,15 @@ class Migrations:
         With ``sql``, the SQL is returned instead of run; it starts from the
         database's current revision (or ``START:END`` given as ``revision``).
         """
+        if self.creates_tables and self.is_fresh():
+            # Migrations cannot build a schema that create_all makes (Kotti's
+            # first revision alters tables no revision creates): refuse before
+            # writing anything.
+            raise ConfigurationError(
+                f"database {database.mask_url(self.engine.url)} is empty: its tables are created "
+                "from the models, not by migrations; start the app (or run kotti-migrate "
+                "<config_uri> upgrade, which creates and stamps it as start-up does)"
+            )
         reports = []
         for loc in self._selected(location):
             scripts = self.scripts(loc)
@@ -724,6 +766,21 @@ class Migrations:
             "or config.add_alembic_dir(...) in its includeme.\n"
         )
         return resolve_location(spec, self.here)
+
+
+def _mappers() -> list[Any]:
+    """Every configured mapper of every declarative registry."""
+    from sqlalchemy.orm import mapperlib
+
+    return [mapper for registry in list(mapperlib._all_registries()) for mapper in list(registry.mappers)]
+
+
+def _own_tables(mapper: Any) -> list[sa.Table]:
+    """The tables a mapped class defines itself (joined-table inheritance: not its parents')."""
+    table = mapper.local_table
+    if mapper.inherits is not None and table is mapper.inherits.local_table:
+        return []  # single-table inheritance: the parent's table
+    return [table] if isinstance(table, sa.Table) else []
 
 
 def _last_error_line(output: str) -> str:

@@ -124,6 +124,31 @@ def read_versions(
     }
 
 
+#: Alembic's default version table (an app's own env.py that names none).
+ALEMBIC_DEFAULT_VERSION_TABLE = "alembic_version"
+
+
+def read_records(
+    connection: Connection, version_tables: Sequence[str]
+) -> tuple[set[str], dict[str, tuple[str, ...] | None], bool]:
+    """The database's tables, the rows of every version table, and whether it is fresh.
+
+    Version tables read: ``version_tables`` and any other table that looks
+    like one (Alembic's default, an add-on's removed since).  A database
+    is *fresh* when its only tables are version tables without rows.
+    """
+    existing = table_names(connection)
+    others = sorted(
+        name
+        for name in existing - set(version_tables)
+        if name == ALEMBIC_DEFAULT_VERSION_TABLE or name.endswith("_alembic_version")
+    )
+    versions = read_versions(connection, list(version_tables) + others, existing)
+    records = (set(version_tables) | set(others)) & existing
+    fresh = existing <= records and not any(versions[name] for name in records)
+    return existing, versions, fresh
+
+
 # -- the start-up lock ---------------------------------------------------------
 
 _thread_locks: dict[str, threading.Lock] = {}

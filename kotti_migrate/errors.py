@@ -67,3 +67,7 @@ class MigrationFailed(MigrateError):
 
 class UnknownDatabaseRevision(MigrateError):
     """The database is at a revision the code does not know."""
+
+
+class MigrationsRequired(MigrateError):
+    """The site cannot serve until pending migrations run (start-up stops)."""

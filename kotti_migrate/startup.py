@@ -1,27 +1,36 @@
-"""Start-up decisions: make the database follow the code when the app starts.
+"""Start-up: make the database follow the code when the app starts.
 
 Runs once per app creation, as a Pyramid config action (so in a Kotti
-site before ``initialize_sql``), under a database-wide lock:
+site before ``initialize_sql``), under a database-wide lock, in three steps:
 
-==========================================  =============  =======================
+1. :func:`read_state` reads what the database and the code say (version
+   tables, revision indexes, which of each location's tables exist);
+2. :func:`plan` decides, per location, from that state alone: it reads
+   nothing and changes nothing;
+3. :func:`apply` carries the plan out (migrations, ``create_all``, stamps,
+   Kotti's populators) and logs every decision on the ``kotti_migrate``
+   logger.
+
+==========================================  =============  =========================
 Database state                              auto-upgrade   What happens
-==========================================  =============  =======================
-empty (fresh)                               any            create_all, stamp every
+==========================================  =============  =========================
+empty (or only empty version tables)        any            create_all, stamp every
                                                            location at its head(s)
-location without version table, its        any            create_all creates them,
+location without version rows, its          any            create_all creates them,
 tables absent (add-on just installed)                      stamped at head(s)
-location without version table, its        any            upgraded from base to
+location without version rows, its          any            upgraded from base to
 tables there, differing from the models                    head(s), then recorded
-location without version table, its        any            stamped at head(s)
+location without version rows, its          any            stamped at head(s)
 tables there, matching the models
 location behind its head(s)                 on             upgraded before serving
-location behind its head(s)                 off            WARNING with the command
+location behind its head(s)                 off            WARNING with the command;
+                                                           start-up stops instead when
+                                                           a table every page needs is
+                                                           missing or lacks columns
 database at a revision the code lacks       on             start-up stops (error)
 database at a revision the code lacks       off            WARNING
 a migration fails                           any            start-up stops (error)
-==========================================  =============  =======================
-
-Every decision is logged at INFO on the ``kotti_migrate`` logger.
+==========================================  =============  =========================
 """
 
 from __future__ import annotations
@@ -29,58 +38,352 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+import sqlalchemy as sa
 
 from . import database
 from .commands import Migrations, RunReport
-from .errors import UnknownDatabaseRevision
+from .errors import MigrateError, MigrationsRequired, UnknownDatabaseRevision
 from .locations import Location
 from .settings import Options, startup_disabled
 
 log = logging.getLogger("kotti_migrate")
 
 
+# -- what start-up reads -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocationState:
+    """What the database and the code say about one location.
+
+    :ivar current: revisions in the version table; None when it is missing
+        (an empty version table reads as ``()``)
+    :ivar heads: head revisions on disk
+    :ivar known: every revision id on disk
+    :ivar owned: tables the location's own models define
+    :ivar existing: those of ``owned`` that exist in the database
+    :ivar differences: for a location without version rows whose tables
+        exist, what the models would change in them (empty: they match);
+        None when not compared
+    """
+
+    location: Location
+    current: tuple[str, ...] | None
+    heads: tuple[str, ...]
+    known: frozenset[str]
+    owned: frozenset[str] = frozenset()
+    existing: frozenset[str] = frozenset()
+    differences: tuple[str, ...] | None = None
+
+    @property
+    def unstamped(self) -> bool:
+        """No version table, or one without rows."""
+        return not self.current
+
+    @property
+    def at_head(self) -> bool:
+        return bool(self.current) and set(self.current) == set(self.heads)
+
+
+@dataclass(frozen=True)
+class RequiredTable:
+    """A table that every query of a polymorphic base class loads.
+
+    In Kotti every page queries ``Node``, which joins every content type's
+    table: while one of them is missing (or lacks a column), no page works.
+
+    :ivar missing_columns: None when the table itself is missing
+    """
+
+    name: str
+    base: str
+    missing_columns: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class SiteState:
+    """Everything :func:`plan` decides from."""
+
+    locations: tuple[LocationState, ...]
+    fresh: bool
+    creates_tables: bool
+    auto_upgrade: bool
+    config_file: str = "<config.ini>"
+    #: Required tables the database lacks (or lacks columns of); read only
+    #: when a location is not at its head.
+    required: tuple[RequiredTable, ...] = ()
+    #: Every table of the database when it was read.
+    tables: frozenset[str] = frozenset()
+
+
+# -- what start-up decides ---------------------------------------------------------
+
 
 @dataclass
 class Decision:
-    """What start-up did (or advised) for one location."""
+    """What start-up does (or advises) for one location.
+
+    :ivar action: ``stamp`` (record the head(s) after create_all),
+        ``upgrade`` (run migrations before create_all), ``adopt`` (upgrade
+        from base: tables that predate the migrations), ``ok`` (at head),
+        ``warn`` (left as it is, with a warning)
+    :ivar reason: ``fresh``, ``new``, ``match``, ``no-models``, ``pending``,
+        ``unknown`` or ``head``
+    :ivar message: the log line
+    """
 
     location: Location
-    action: str  # "stamp", "upgrade", "adopt", "ok", "warn"
-    detail: str = ""
+    action: str
+    reason: str = ""
+    message: str = ""
+    level: int = logging.INFO
+    #: Tables of this location that create_all must leave alone.
+    held_back: frozenset[str] = frozenset()
 
 
-def command_hint(settings: Mapping[str, Any], location: Location) -> str:
+@dataclass
+class Plan:
+    """The decisions of one start-up; ``error`` stops it before anything changes."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    error: MigrateError | None = None
+
+    @property
+    def held_back(self) -> set[str]:
+        """Tables create_all must not create (their locations' migrations will)."""
+        held: set[str] = set()
+        for decision in self.decisions:
+            held |= decision.held_back
+        return held
+
+    @property
+    def stamps(self) -> list[Location]:
+        return [d.location for d in self.decisions if d.action == "stamp"]
+
+
+def upgrade_command(config_file: str, location: Location) -> str:
     """The exact ``kotti-migrate`` command that upgrades ``location``."""
-    ini = settings.get("kotti_migrate.config_file")
-    if not ini:
-        ini = next(
-            (arg for arg in sys.argv[1:] if arg.endswith(".ini") and os.path.isfile(arg.split("#")[0])),
-            "<config.ini>",
+    return f"kotti-migrate {config_file} upgrade --scripts={location.spec}"
+
+
+def _tables(names: frozenset[str] | set[str]) -> str:
+    return ", ".join(sorted(names))
+
+
+def plan(state: SiteState) -> Plan:
+    """Decide what start-up does: reads nothing, changes nothing."""
+    result = Plan()
+    for loc_state in state.locations:
+        result.decisions.append(_decide(state, loc_state))
+    unknown_errors = [d for d in result.decisions if d.action == "error"]
+    if unknown_errors:
+        result.error = UnknownDatabaseRevision(unknown_errors[0].message)
+        return result
+    result.error = _cannot_serve(state, result)
+    return result
+
+
+def _decide(state: SiteState, ls: LocationState) -> Decision:
+    loc = ls.location
+    heads = ", ".join(ls.heads) or "no revisions yet"
+    if (state.fresh or ls.unstamped) and not state.creates_tables:
+        return Decision(
+            loc, "upgrade", "no-models",
+            f"{loc.spec} has no version table and no models to create tables from: "
+            "upgrading from base to head",
+        )  # fmt: skip
+    if state.fresh:
+        return Decision(loc, "stamp", "fresh")
+    if ls.unstamped:
+        table = "no version table" if ls.current is None else "an empty version table"
+        if ls.existing and not ls.differences:
+            return Decision(
+                loc, "stamp", "match",
+                f"{loc.spec} has {table}; its tables exist and match the models "
+                f"({_tables(ls.existing)}): stamped at head",
+            )  # fmt: skip
+        if ls.existing:
+            return Decision(
+                loc, "adopt", "differ",
+                f"{loc.spec} has {table} but its tables exist ({_tables(ls.existing)}) and "
+                "differ from the models: upgrading from base to head",
+            )  # fmt: skip
+        created = f" ({_tables(ls.owned)})" if ls.owned else ""
+        return Decision(
+            loc, "stamp", "new",
+            f"{loc.spec} is new to this database: its tables{created} are created "
+            "and it is stamped at head",
+        )  # fmt: skip
+    current = ", ".join(ls.current or ()) or "base"
+    unknown = sorted(set(ls.current or ()) - ls.known)
+    if unknown:
+        message = (
+            f"the database has {loc.spec} at {', '.join(unknown)}, a revision this code "
+            f"does not know (heads: {heads}); was the code rolled back?"
         )
-    return f"kotti-migrate {ini} upgrade --scripts={location.spec}"
+        if state.auto_upgrade:
+            return Decision(loc, "error", "unknown", message, logging.ERROR)
+        return Decision(loc, "warn", "unknown", message, logging.WARNING, ls.owned)
+    if ls.at_head:
+        return Decision(loc, "ok", "head", f"{loc.spec} is at its head {heads}")
+    if state.auto_upgrade:
+        return Decision(loc, "upgrade", "pending", f"upgrading {loc.spec} from {current} to {heads}")
+    tables = f" ({_tables(ls.owned)})" if ls.owned else ""
+    return Decision(
+        loc, "warn", "pending",
+        f"{loc.spec} is at {current}, behind its head {heads}; pages using its tables{tables} "
+        f"may fail until it is upgraded; run: {upgrade_command(state.config_file, loc)}",
+        logging.WARNING, ls.owned,
+    )  # fmt: skip
 
 
-def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decision]:
-    """The start-up hook: does nothing when disabled or while the CLI loads the app."""
-    options = Options.from_settings(settings)
-    if not options.startup or startup_disabled():
+def _cannot_serve(state: SiteState, result: Plan) -> MigrateError | None:
+    """The error to stop with when a location left behind breaks every page."""
+    held = {d.location.spec: d for d in result.decisions if d.action == "warn"}
+    if not held:
+        return None
+    by_spec = {ls.location.spec: ls for ls in state.locations}
+    for required in state.required:
+        decision = next((d for d in held.values() if required.name in d.held_back), None)
+        if decision is None:
+            continue
+        loc = decision.location
+        ls = by_spec[loc.spec]
+        if required.missing_columns is None:
+            what = f"table {required.name} is missing"
+        else:
+            what = f"table {required.name} lacks column(s) {', '.join(required.missing_columns)}"
+        current = ", ".join(ls.current or ()) or "base"
+        return MigrationsRequired(
+            f"{loc.spec} is at {current}, behind its head {', '.join(ls.heads)}, and the site "
+            f"cannot serve until it is upgraded: {what} (every query of {required.base} "
+            f"loads it); run: {upgrade_command(state.config_file, loc)}, "
+            "or start with kotti_migrate.auto_upgrade = true"
+        )
+    return None
+
+
+# -- reading and applying ----------------------------------------------------------
+
+
+def read_state(migrations: Migrations, options: Options, config_file: str) -> SiteState:
+    """Read what :func:`plan` needs (under the lock: another worker may just have acted)."""
+    with database.connect(migrations.engine) as connection:
+        existing, versions, fresh = database.read_records(
+            connection, [loc.version_table for loc in migrations.locations]
+        )
+    creates_tables = migrations.metadata is not None and options.create_all
+    states = []
+    for loc in migrations.locations:
+        current = versions[loc.version_table]
+        index = migrations.index(loc)
+        owned = frozenset(migrations.owned_tables(loc)) if creates_tables else frozenset()
+        present = owned & existing
+        differences = None
+        if not fresh and not current and present:
+            differences = tuple(migrations.schema_differences(set(present)))
+        states.append(
+            LocationState(loc, current, tuple(index.heads), frozenset(index.revisions), owned, present,
+                          differences)
+        )  # fmt: skip
+    required: tuple[RequiredTable, ...] = ()
+    if creates_tables and any(s.current and not s.at_head for s in states):
+        required = _missing_required(migrations, existing)
+    return SiteState(
+        tuple(states), fresh, creates_tables, options.auto_upgrade, config_file, required, frozenset(existing)
+    )
+
+
+def _missing_required(migrations: Migrations, existing: set[str]) -> tuple[RequiredTable, ...]:
+    """Tables every query of a polymorphic base loads that the database lacks (or lacks columns of)."""
+    found = []
+    with database.connect(migrations.engine) as connection:
+        inspector = sa.inspect(connection)
+        for name, (base, columns) in sorted(migrations.polymorphic_tables().items()):
+            if name not in existing:
+                found.append(RequiredTable(name, base, None))
+                continue
+            present = {column["name"] for column in inspector.get_columns(name)}
+            missing = tuple(sorted(set(columns) - present))
+            if missing:
+                found.append(RequiredTable(name, base, missing))
+    return tuple(found)
+
+
+def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
+    """Carry out a plan: migrations first, then create_all and stamps."""
+    if planned.error is not None:
+        raise planned.error
+    migrated = False
+    for decision in planned.decisions:
+        if decision.message and decision.action != "stamp":
+            log.log(decision.level, "kotti_migrate: %s", decision.message)
+        if decision.action in ("upgrade", "adopt"):
+            migrated = True
+            for report in migrations.upgrade(decision.location):
+                _log_report(report)
+        elif decision.action == "stamp" and decision.message:
+            log.info("kotti_migrate: %s", decision.message)
+    held_back = planned.held_back
+    if held_back:
+        log.info(
+            "kotti_migrate: tables of locations not at a known head are left as they are "
+            "(not created by create_all): %s",
+            _tables(held_back),
+        )
+    if state.creates_tables:
+        existing = None if migrated else state.tables
+        created = _create_all(migrations, held_back, existing)
+        if created:
+            what = f"fresh database {database.mask_url(migrations.engine.url)}: " if state.fresh else ""
+            log.info(
+                "kotti_migrate: %screated %d table(s) from the models: %s",
+                what, len(created), ", ".join(created),
+            )  # fmt: skip
+    for loc in planned.stamps:
+        report = migrations.stamp(loc, "heads")
+        log.info(
+            "kotti_migrate: %s stamped at %s", loc.spec, ", ".join(report.after) or "base (no revisions yet)"
+        )
+
+
+def _create_all(migrations: Migrations, held_back: set[str], existing: frozenset[str] | None) -> list[str]:
+    """create_all, except ``held_back`` (and tables Kotti's ``kotti.use_tables`` leaves out).
+
+    :returns: the names of the tables created
+    """
+    metadata = migrations.metadata
+    tables = _tables_to_create(migrations, held_back)
+    if existing is None:
+        with database.connect(migrations.engine) as connection:
+            existing = frozenset(database.table_names(connection))
+    candidates = tables if tables is not None else metadata.sorted_tables
+    missing = [table.name for table in candidates if table.name not in existing]
+    if not missing:
         return []
-    migrations = Migrations(settings, registry, here=os.getcwd())
-    try:
-        decisions = run_startup(migrations)
-        held_back = _held_back_tables(migrations, decisions)
-        if held_back and migrations.uses_kotti and isinstance(settings, dict):
-            # Kotti's initialize_sql runs create_all after this hook: keep it off them too.
-            settings["kotti.use_tables"] = _kotti_use_tables(migrations, held_back)
-        return decisions
-    finally:
-        if migrations.uses_kotti:
-            from kotti import DBSession
+    if migrations.uses_kotti:
+        from .kotti_site import adjust_for_engine
 
-            DBSession.remove()
-        migrations.dispose()
+        adjust_for_engine(migrations.engine)
+    with migrations.engine.begin() as connection:
+        metadata.create_all(connection, tables=tables)
+    return missing
+
+
+def _tables_to_create(migrations: Migrations, held_back: set[str]) -> list[Any] | None:
+    """The tables create_all may create (None: all of the metadata)."""
+    metadata = migrations.metadata
+    tables = None
+    if migrations.uses_kotti:
+        names = str(migrations.settings.get("kotti.use_tables", "") or "").split()
+        if names:
+            tables = [metadata.tables[name] for name in names]
+    if held_back:
+        tables = [table for table in (tables or metadata.sorted_tables) if table.name not in held_back]
+    return tables
 
 
 def _log_report(report: RunReport) -> None:
@@ -95,185 +398,56 @@ def _log_report(report: RunReport) -> None:
         )
 
 
-def run_startup(migrations: Migrations) -> list[Decision]:
-    """Bring the database to the code, under the database-wide start-up lock."""
-    options = migrations.options
-    engine = migrations.engine
-    decisions: list[Decision] = []
-    with database.database_lock(engine, options.lock_timeout):
-        # State is read only once the lock is held: another worker may just
-        # have migrated or created everything.
-        with database.connect(engine) as connection:
-            before = database.table_names(connection)
-            versions = database.read_versions(
-                connection, [loc.version_table for loc in migrations.locations], before
-            )
-        fresh = not before
-        creates_tables = migrations.metadata is not None and options.create_all
-        to_stamp: list[Location] = []
-        for loc in migrations.locations:
-            current = versions[loc.version_table]
-            if (fresh or current is None) and not creates_tables:
-                # Nothing creates the tables from models: the migrations must.
-                log.info("kotti_migrate: %s has no version table and no models to create "
-                         "tables from: upgrading from base to head", loc.spec)
-                for report in migrations.upgrade(loc):
-                    _log_report(report)
-                decisions.append(Decision(loc, "upgrade", "no models to create tables from"))
-                continue
-            if fresh:
-                to_stamp.append(loc)
-                decisions.append(Decision(loc, "stamp", "fresh database"))
-                continue
-            if current is None:
-                existing = migrations.owned_tables(loc) & before
-                if existing and not migrations.schema_differences(existing):
-                    # Created by an earlier create_all from today's models
-                    # (an add-on installed after the first boot, never stamped).
-                    log.info(
-                        "kotti_migrate: %s has no version table; its tables exist and match "
-                        "the models (%s): stamped at head",
-                        loc.spec,
-                        ", ".join(sorted(existing)),
-                    )
-                    to_stamp.append(loc)
-                    decisions.append(Decision(loc, "stamp", "tables match the models"))
-                elif existing:
-                    log.info(
-                        "kotti_migrate: %s has no version table but its tables exist (%s): "
-                        "upgrading from base to head",
-                        loc.spec,
-                        ", ".join(sorted(existing)),
-                    )
-                    for report in migrations.upgrade(loc):
-                        _log_report(report)
-                    decisions.append(Decision(loc, "adopt", ", ".join(sorted(existing))))
-                else:
-                    log.info(
-                        "kotti_migrate: %s is new to this database: its tables are "
-                        "created and it is stamped at head",
-                        loc.spec,
-                    )
-                    to_stamp.append(loc)
-                    decisions.append(Decision(loc, "stamp", "new location"))
-                continue
-            decisions.append(_follow_head(migrations, loc, current, options.auto_upgrade))
-        held_back = _held_back_tables(migrations, decisions)
-        if held_back:
-            log.info(
-                "kotti_migrate: tables of locations not at a known head are left as they are "
-                "(not created by create_all): %s",
-                ", ".join(sorted(held_back)),
-            )
-        _create_all(migrations, held_back)
-        for loc in to_stamp:
-            report = migrations.stamp(loc, "heads")
-            log.info("kotti_migrate: %s stamped at %s", loc.spec, ", ".join(report.after))
-        if migrations.uses_kotti:
-            _run_kotti_populators(migrations)
-    return decisions
-
-
-def _follow_head(
-    migrations: Migrations, loc: Location, current: tuple[str, ...], auto_upgrade: bool
-) -> Decision:
-    index = migrations.index(loc)
-    unknown = sorted(set(current) - index.revisions)
-    shown = ", ".join(current) or "base"
-    heads = ", ".join(index.heads)
-    if unknown:
-        message = (
-            f"kotti_migrate: the database has {loc.spec} at {', '.join(unknown)}, "
-            f"a revision this code does not know (heads: {heads}); was the code rolled back?"
-        )
-        if auto_upgrade:
-            raise UnknownDatabaseRevision(message)
-        log.warning(message)
-        return Decision(loc, "warn", "unknown revision")
-    if set(current) == set(index.heads):
-        log.info("kotti_migrate: %s is at its head %s", loc.spec, heads)
-        return Decision(loc, "ok")
-    if auto_upgrade:
-        log.info("kotti_migrate: upgrading %s from %s to %s", loc.spec, shown, heads)
-        for report in migrations.upgrade(loc):
-            _log_report(report)
-        return Decision(loc, "upgrade", f"{shown} -> {heads}")
-    log.warning(
-        "kotti_migrate: %s is at %s, behind its head %s; run: %s",
-        loc.spec,
-        shown,
-        heads,
-        command_hint(migrations.settings, loc),
+def config_file_of(settings: Mapping[str, Any]) -> str:
+    """The ini path shown in advice: ``kotti_migrate.config_file``, else the command line's."""
+    ini = settings.get("kotti_migrate.config_file")
+    if ini:
+        return str(ini)
+    return next(
+        (arg for arg in sys.argv[1:] if arg.endswith(".ini") and os.path.isfile(arg.split("#")[0])),
+        "<config.ini>",
     )
-    return Decision(loc, "warn", "pending migrations")
 
 
-def _held_back_tables(migrations: Migrations, decisions: list[Decision]) -> set[str]:
-    """Tables of locations left behind (pending or unknown revision, only warned about).
+def run_startup(migrations: Migrations, config_file: str | None = None) -> Plan:
+    """Read, plan and apply under the database-wide start-up lock.
 
-    create_all must not create them: the location's own migrations will
-    (``kotti-migrate upgrade`` would fail on a table create_all made).
+    In a Kotti site, Kotti's populators run under the lock too (so workers
+    booting a fresh database together create the root document once).
     """
-    held: set[str] = set()
-    for decision in decisions:
-        if decision.action == "warn":
-            held |= migrations.owned_tables(decision.location)
-    return held
+    options = migrations.options
+    config_file = config_file or config_file_of(migrations.settings)
+    with database.database_lock(migrations.engine, options.lock_timeout):
+        state = read_state(migrations, options, config_file)
+        planned = plan(state)
+        apply(migrations, planned, state)
+        if migrations.uses_kotti:
+            from .kotti_site import run_populators
+
+            behind = [d for d in planned.decisions if d.action == "warn"]
+            run_populators(migrations, behind, config_file)
+    return planned
 
 
-def _tables_to_create(migrations: Migrations, held_back: set[str] = frozenset()) -> list[Any] | None:
-    """The tables create_all may create (None: all of the metadata)."""
-    metadata = migrations.metadata
-    tables = None
-    if migrations.uses_kotti:
-        names = str(migrations.settings.get("kotti.use_tables", "") or "").split()
-        if names:
-            tables = [metadata.tables[name] for name in names]
-    if held_back:
-        tables = [table for table in (tables or metadata.sorted_tables) if table.name not in held_back]
-    return tables
-
-
-def _kotti_use_tables(migrations: Migrations, held_back: set[str]) -> str:
-    """``kotti.use_tables`` that keeps Kotti's own create_all off ``held_back`` tables."""
-    names = [table.name for table in _tables_to_create(migrations, held_back) or []]
-    if not names:
-        # Kotti reads an empty value as "all tables": name one that exists
-        # (create_all skips existing tables).
-        with database.connect(migrations.engine) as connection:
-            names = sorted(held_back & database.table_names(connection))[:1]
-    return " ".join(names)
-
-
-def _create_all(migrations: Migrations, held_back: set[str] = frozenset()) -> None:
-    metadata = migrations.metadata
-    if metadata is None or not migrations.options.create_all:
-        return
-    tables = _tables_to_create(migrations, held_back)
-    if migrations.uses_kotti:
-        from kotti.resources import _adjust_for_engine
-
-        _adjust_for_engine(migrations.engine)
-    metadata.create_all(migrations.engine, tables=tables)
-
-
-def _run_kotti_populators(migrations: Migrations) -> None:
-    """Run Kotti's populators under the lock, so only one worker creates the root."""
-    if os.environ.get("KOTTI_DISABLE_POPULATORS", "0").strip().lower() in ("1", "y", "yes", "t", "true"):
-        return  # Kotti's own switch, read as Kotti reads it
-    import transaction
-    from pyramid.path import DottedNameResolver
-
-    from .environment import bind_kotti_session
-
-    populators = migrations.settings.get("kotti.populators") or []
-    if isinstance(populators, str):
-        populators = [DottedNameResolver().resolve(name) for name in populators.split()]
-    bind_kotti_session(migrations.engine)
+def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decision]:
+    """The start-up hook: does nothing when disabled or while the CLI loads the app."""
+    options = Options.from_settings(settings)
+    if not options.startup or startup_disabled():
+        return []
+    migrations = Migrations(settings, registry, here=os.getcwd())
     try:
-        for populate in populators:
-            populate()
-        transaction.commit()
-    except BaseException:
-        transaction.abort()
+        planned = run_startup(migrations)
+        if migrations.uses_kotti and planned.held_back and isinstance(settings, dict):
+            # Kotti's initialize_sql runs create_all after this hook: keep it off them too.
+            from .kotti_site import use_tables_without
+
+            settings["kotti.use_tables"] = use_tables_without(
+                migrations, [t.name for t in _tables_to_create(migrations, planned.held_back) or []],
+                planned.held_back,
+            )
+        return planned.decisions
+    except MigrateError as exc:
+        log.error("kotti_migrate: start-up failed: %s", exc)
         raise
+    finally:
+        migrations.dispose()

@@ -238,6 +238,35 @@ def boot(ini: Path, env: dict | None = None, request: str = "/", timeout: int = 
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+# -- start-up results ----------------------------------------------------------------
+
+
+def started(result: Result) -> None:
+    """The app was created and served its front page."""
+    assert result.code == 0, result.err
+    assert "STATUS 200" in result.out, result.out + result.err
+
+
+def failed(result: Result) -> str:
+    """The app factory raised: returns the last line of stderr.
+
+    That is the line an operator reads last under ``pserve``: it must be
+    kotti_migrate's one-line message (an error of the start-up action:
+    ``kotti_migrate: start-up failed: ...``; a bad setting refused by
+    ``includeme``: ``kotti_migrate.errors.ConfigurationError: ...``).
+    """
+    assert result.code != 0, result.out + result.err
+    assert "STATUS" not in result.out
+    last = result.err.strip().splitlines()[-1].strip()
+    assert last.startswith(("kotti_migrate: start-up failed: ", "kotti_migrate.errors.")), result.err
+    return last
+
+
+def logged(err: str, level: str) -> list[str]:
+    """kotti_migrate's log lines of one level (boot/serve log as ``LEVEL [logger] message``)."""
+    return [line for line in err.splitlines() if line.startswith(f"{level} [kotti_migrate")]
+
+
 # -- pserve ------------------------------------------------------------------------
 
 

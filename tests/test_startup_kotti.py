@@ -13,7 +13,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from conftest import boot, cli, columns, execute, query, serve, tables, versions, write_location
+from conftest import (
+    boot,
+    cli,
+    columns,
+    execute,
+    failed,
+    logged,
+    query,
+    serve,
+    started,
+    tables,
+    versions,
+    write_location,
+)
 
 from kotti_migrate.database import database_lock
 
@@ -25,31 +38,6 @@ NOTES_FIRST = "a1b2c3d4e5f6"
 NOTES_HEAD = "b2c3d4e5f6a7"
 NOTES_COLUMNS = {"id", "title", "body"}
 LINK_COLUMNS = {"id", "note_id", "url"}
-
-
-def started(result) -> None:
-    """The app was created and served its front page."""
-    assert result.code == 0, result.err
-    assert "STATUS 200" in result.out, result.out + result.err
-
-
-def failed(result) -> str:
-    """The app factory raised: returns the traceback's last line naming a kotti_migrate error.
-
-    (Pyramid re-raises errors of configuration actions as its
-    ``ConfigurationExecutionError``, whose message starts with the original
-    error's class and message.)
-    """
-    assert result.code != 0, result.out + result.err
-    assert "STATUS" not in result.out
-    lines = [line for line in result.err.splitlines() if "kotti_migrate.errors." in line]
-    assert lines, result.err
-    return lines[-1]
-
-
-def logged(err: str, level: str) -> list[str]:
-    """kotti_migrate's log lines of one level (boot/serve log as ``LEVEL [logger] message``)."""
-    return [line for line in err.splitlines() if line.startswith(f"{level} [kotti_migrate")]
 
 
 def roots(url: str) -> int:
@@ -296,8 +284,9 @@ def test_unknown_revision_in_the_database(site, kotti_ini):
         f"does not know (heads: {NOTES_HEAD}); was the code rolled back?"
     )
 
-    line = failed(boot(kotti_ini(url, kotti_migrate__auto_upgrade="true")))
-    assert "UnknownDatabaseRevision" in line and message in line
+    result = boot(kotti_ini(url, kotti_migrate__auto_upgrade="true"))
+    assert message in failed(result)
+    assert "kotti_migrate.errors.UnknownDatabaseRevision" in result.err
     assert versions(url, "kotti_notes_alembic_version") == ["deadbeef0000"]
 
     result = boot(kotti_ini(url, kotti_migrate__auto_upgrade="false"))
@@ -333,8 +322,9 @@ def test_failing_migration_stops_startup(kotti_ini, db_url, tmp_path):
             )
         ],
     )
-    line = failed(boot(ini))
-    assert "kotti_migrate.errors.MigrationFailed" in line
+    result = boot(ini)
+    line = failed(result)
+    assert "kotti_migrate.errors.MigrationFailed" in result.err
     assert (
         f"location '{location}': revision f0000000002b failed: RuntimeError: boom; "
         "the database is at f0000000001a"
@@ -358,8 +348,9 @@ def test_lock_timeout(kotti_ini, db_url):
     engine = sa.create_engine(db_url)
     try:
         with database_lock(engine, 10):
-            line = failed(boot(kotti_ini(db_url, kotti_migrate__lock_timeout="1")))
-        assert "LockTimeout" in line
+            result = boot(kotti_ini(db_url, kotti_migrate__lock_timeout="1"))
+            line = failed(result)
+        assert "kotti_migrate.errors.LockTimeout" in result.err
         assert "could not acquire the kotti_migrate start-up lock" in line
         assert "within 1 s (setting kotti_migrate.lock_timeout)" in line
         assert "s3cret-pw" not in line

@@ -10,7 +10,20 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import boot, cli, columns, execute, query, serve, tables, versions, write_location
+from conftest import (
+    boot,
+    cli,
+    columns,
+    execute,
+    failed,
+    logged,
+    query,
+    serve,
+    started,
+    tables,
+    versions,
+    write_location,
+)
 
 pytestmark = pytest.mark.modern
 
@@ -18,24 +31,6 @@ FIRST = "e1000000000a"
 HEAD = "e2000000000b"
 VERSION_TABLE = "example_app_alembic_version"
 SPEC = "example_app:alembic"
-
-
-def started(result) -> None:
-    assert result.code == 0, result.err
-    assert "STATUS 200" in result.out, result.out + result.err
-
-
-def failed(result) -> str:
-    """The app factory raised: the traceback's last line naming a kotti_migrate error."""
-    assert result.code != 0, result.out + result.err
-    assert "STATUS" not in result.out
-    lines = [line for line in result.err.splitlines() if "kotti_migrate.errors." in line]
-    assert lines, result.err
-    return lines[-1]
-
-
-def logged(err: str, level: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith(f"{level} [kotti_migrate")]
 
 
 @pytest.fixture
@@ -188,8 +183,9 @@ def test_unknown_revision_in_the_database(app, modern_ini):
         f"(heads: {HEAD}); was the code rolled back?"
     )
 
-    line = failed(boot(modern_ini(url, kotti_migrate__auto_upgrade="true")))
-    assert "UnknownDatabaseRevision" in line and message in line
+    result = boot(modern_ini(url, kotti_migrate__auto_upgrade="true"))
+    assert message in failed(result)
+    assert "kotti_migrate.errors.UnknownDatabaseRevision" in result.err
     assert versions(url, VERSION_TABLE) == ["deadbeef0000"]
 
     served = serve(modern_ini(url))
