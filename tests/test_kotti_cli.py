@@ -7,6 +7,8 @@ import re
 import pytest
 from conftest import boot, cli, cli_process, columns, execute, query, tables, versions
 
+from kotti_migrate.database import mask_url
+
 pytestmark = pytest.mark.kotti
 
 KOTTI_HEAD = "814c4ec72f1"
@@ -204,3 +206,41 @@ def test_check_on_a_site_at_head(site):
     result = cli(ini, "check")
     assert result.code == 0, result.out + result.err
     assert "kotti_notes:alembic: no differences" in result.out
+
+
+def test_upgrade_on_an_empty_database_creates_it_as_startup_does(kotti_ini, db_url):
+    """Kotti's migrations cannot build its schema: the CLI creates and stamps it instead."""
+    ini = kotti_ini(db_url)
+    status = cli(ini, "status")
+    assert status.code == 3
+    assert status.out.splitlines()[0] == (
+        f"empty database {mask_url(db_url)}: start-up (or 'upgrade_all') creates its tables "
+        "and stamps every location"
+    )
+    assert tables(db_url) == set()  # status wrote nothing
+
+    result = cli(ini, "upgrade")
+    assert result.code == 0, result.err
+    assert "created its tables from the models and stamped every location" in result.out
+    assert f"kotti:alembic (kotti_alembic_version): {KOTTI_HEAD}" in result.out
+    assert versions(db_url, "kotti_alembic_version") == [KOTTI_HEAD]
+    assert versions(db_url, "kotti_notes_alembic_version") == [NOTES_HEAD]
+    assert query(db_url, "SELECT count(*) FROM nodes WHERE parent_id IS NULL")[0][0] == 1
+    assert cli(ini, "status").code == 0
+
+    # And the site starts on it, with nothing left to do.
+    result = boot(ini)
+    assert result.code == 0 and "STATUS 200" in result.out, result.err
+    assert "WARNING" not in result.err
+
+
+def test_library_upgrade_of_an_empty_database_is_refused_leaving_nothing(kotti_ini, sqlite_url):
+    from kotti_migrate import ConfigurationError, Migrations
+
+    migrations = Migrations.from_config_uri(str(kotti_ini(sqlite_url)))
+    try:
+        with pytest.raises(ConfigurationError, match="is empty: its tables are created from the models"):
+            migrations.upgrade()
+    finally:
+        migrations.dispose()
+    assert tables(sqlite_url) == set()

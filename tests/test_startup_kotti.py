@@ -200,6 +200,35 @@ def test_addon_tables_matching_the_models_are_stamped_not_migrated(site):
     assert "kotti_notes:alembic upgrade" not in info
 
 
+def test_empty_version_table_beside_matching_tables_is_stamped_not_rerun(site):
+    """After ``stamp --rev base`` the tables are still there: recorded at head, nothing re-run."""
+    ini, url = site
+    assert cli(ini, "stamp", "--scripts=kotti_notes:alembic", "--rev=base").code == 0
+    assert versions(url, "kotti_notes_alembic_version") == []
+
+    result = boot(ini)
+    started(result)
+    assert versions(url, "kotti_notes_alembic_version") == [NOTES_HEAD]
+    assert query(url, "SELECT title, body FROM notes") == [("first note", "hello")]
+    info = "\n".join(logged(result.err, "INFO"))
+    assert (
+        "kotti_notes:alembic has an empty version table; its tables exist and match the models "
+        "(note_links, notes): stamped at head"
+    ) in info
+    assert "kotti_notes:alembic upgrade" not in info
+
+
+def test_database_with_only_empty_version_tables_is_fresh(kotti_ini, db_url):
+    """What a failed first ``upgrade`` of an older kotti_migrate (or Kotti's tool) left behind."""
+    execute(db_url, "CREATE TABLE kotti_alembic_version (version_num VARCHAR(32) NOT NULL)")
+    result = boot(kotti_ini(db_url))
+    started(result)
+    assert versions(db_url, "kotti_alembic_version") == [KOTTI_HEAD]
+    assert versions(db_url, "kotti_notes_alembic_version") == [NOTES_HEAD]
+    assert roots(db_url) == 1
+    assert "created" in "\n".join(logged(result.err, "INFO"))
+
+
 # -- d. pending migrations ---------------------------------------------------------------------
 
 
