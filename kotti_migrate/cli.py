@@ -14,6 +14,8 @@ import sys
 import traceback
 from typing import Any, Callable, Sequence, TextIO
 
+import sqlalchemy as sa
+
 from . import database
 from .commands import Migrations, RunReport
 from .errors import EXIT_ERROR, EXIT_OK, EXIT_PENDING, LocationError, MigrateError
@@ -368,11 +370,14 @@ class Runner:
 
 
 def _describe_diff(diff: Any) -> str:
+    """One readable line for one difference found by Alembic's comparison."""
     if isinstance(diff, tuple) and len(diff) == 4 and hasattr(diff[3], "name"):
         return f"{diff[0]}: {diff[2]}.{diff[3].name}"  # (add|remove)_column, schema, table, column
     if isinstance(diff, tuple) and diff:
         kind = diff[0]
         obj = diff[1] if len(diff) > 1 else None
+        if isinstance(obj, (sa.ForeignKeyConstraint, sa.Index, sa.UniqueConstraint)):
+            return f"{kind}: {_describe_constraint(obj)}"
         name = getattr(obj, "name", None)
         table = getattr(getattr(obj, "table", None), "name", None)
         if table and name:
@@ -390,6 +395,20 @@ def _describe_diff(diff: Any) -> str:
         if parts:
             return "; ".join(parts)
     return str(diff)
+
+
+def _describe_constraint(obj: Any) -> str:
+    """``[name ]table(columns)``, and ``-> table(columns)`` for a foreign key."""
+    table = getattr(getattr(obj, "table", None), "name", None) or "?"
+    if isinstance(obj, sa.ForeignKeyConstraint):
+        columns = [element.parent.name for element in obj.elements]
+        referred = [element.column for element in obj.elements]
+        target = f" -> {referred[0].table.name}({', '.join(c.name for c in referred)})" if referred else ""
+    else:
+        columns = [column.name for column in obj.columns]
+        target = ""
+    name = f"{obj.name} " if isinstance(obj.name, str) and obj.name else ""
+    return f"{name}{table}({', '.join(columns)}){target}"
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -383,6 +383,22 @@ def test_check_equal_and_different(app):
     assert VT not in stray.out  # version tables are never a difference
 
 
+def test_check_names_table_and_columns_of_foreign_keys(at_head):
+    ini, url = at_head
+    execute(
+        url,
+        "DROP TABLE tags",
+        # tags.item_id without its foreign key; tags.id with one the models lack.
+        "CREATE TABLE tags (id INTEGER NOT NULL PRIMARY KEY REFERENCES items (id), "
+        "item_id INTEGER NOT NULL, label VARCHAR(30) NOT NULL)",
+    )
+    result = cli(ini, "check")
+    assert result.code == 3, result.err
+    assert "  - add_fk: tags(item_id) -> items(id)" in result.out.splitlines()
+    removed = [line for line in result.out.splitlines() if "remove_fk" in line]
+    assert len(removed) == 1 and removed[0].endswith("tags(id) -> items(id)"), result.out
+
+
 # -- writing revision files ---------------------------------------------------------------
 
 
