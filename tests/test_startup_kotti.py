@@ -302,6 +302,21 @@ def test_pending_migrations_without_auto_upgrade_warn_once_per_location(site):
     assert versions(url, "kotti_notes_alembic_version") == [NOTES_HEAD]
 
 
+def test_populator_failing_on_a_location_left_behind_names_the_fix(site):
+    """A populator that queries a pending location's table gets advice, not a bare SQL error."""
+    ini, url = site
+    downgrade_notes(ini, url)
+    # notes is not a content type: not required by every page, so start-up goes on
+    # to the populators, whose query of Note then fails on the column.
+    execute(url, "ALTER TABLE notes DROP COLUMN body")
+
+    line = failed(boot(ini))
+    assert "Kotti's populator populate failed (" in line
+    assert "body" in line
+    assert "while locations are behind their head; upgrade them (kotti_notes:alembic: kotti-migrate " in line
+    assert "upgrade --scripts=kotti_notes:alembic), or start with kotti_migrate.auto_upgrade = true" in line
+
+
 # -- e. database ahead of the code ----------------------------------------------------------
 
 
