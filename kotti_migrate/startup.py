@@ -80,8 +80,14 @@ class LocationState:
 
     @property
     def unstamped(self) -> bool:
-        """No version table, or one without rows."""
-        return not self.current
+        """No version table; or one without rows while the location's tables exist.
+
+        An empty version table (``stamp --rev base``) beside the location's
+        tables says nothing about them: they are compared with the models as
+        if the table were missing.  Without any of its tables, an empty
+        version table means what Alembic says: the location is at base.
+        """
+        return self.current is None or (not self.current and bool(self.existing))
 
     @property
     def at_head(self) -> bool:
@@ -283,7 +289,7 @@ def read_state(migrations: Migrations, options: Options, config_file: str) -> Si
         owned = frozenset(migrations.owned_tables(loc)) if creates_tables else frozenset()
         present = owned & existing
         differences = None
-        if not fresh and not current and present:
+        if not fresh and not current and present:  # unstamped: compare with the models
             differences = tuple(migrations.schema_differences(set(present)))
         states.append(
             LocationState(loc, current, tuple(index.heads), frozenset(index.revisions), owned, present,

@@ -194,7 +194,8 @@ def test_workers_upgrading_an_existing_database_migrate_once(kotti_ini, db_url, 
     assert "note_links" in tables(db_url)
     assert "body" in columns(db_url, "notes")
     assert query(db_url, "SELECT count(*) FROM notes")[0][0] == 1
-    assert len(log_lines(workers, "kotti_migrate: upgrading kotti_notes:alembic from base")) == 1
+    # (kotti_notes' empty version table beside its old notes table: adopted.)
+    assert len(log_lines(workers, "kotti_migrate: kotti_notes:alembic has an empty version table")) == 1
     assert len(log_lines(workers, f"kotti_migrate: upgrading {tracked} from base")) == 1
     assert query(db_url, "SELECT count(*) FROM nodes WHERE parent_id IS NULL")[0][0] == 1
 
