@@ -325,14 +325,12 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
         raise planned.error
     migrated = False
     for decision in planned.decisions:
-        if decision.message and decision.action != "stamp":
+        if decision.message:
             log.log(decision.level, "kotti_migrate: %s", decision.message)
         if decision.action in ("upgrade", "adopt"):
             migrated = True
             for report in migrations.upgrade(decision.location):
                 _log_report(report)
-        elif decision.action == "stamp" and decision.message:
-            log.info("kotti_migrate: %s", decision.message)
     held_back = planned.held_back
     if held_back:
         log.info(
