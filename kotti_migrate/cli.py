@@ -200,10 +200,16 @@ class Runner:
             self.echo()
         return EXIT_OK
 
-    def create_fresh(self) -> bool:
-        """On an empty database, do what start-up does (create, stamp, populate); True if it did."""
+    def create_fresh(self, locations: list[Location]) -> bool:
+        """An empty Kotti database: do what start-up does (create, stamp, populate); True if done.
+
+        Kotti's migrations cannot build its schema from nothing, so upgrading
+        Kotti's location on an empty database means creating it.
+        """
         m = self.migrations
-        if getattr(self.args, "sql", False) or not m.creates_tables or not m.is_fresh():
+        if self.args.sql or getattr(self.args, "rev", None) not in (None, "head", "heads"):
+            return False  # the library refuses an empty database where it must
+        if not m.builds_from_models(locations) or not m.is_fresh():
             return False
         from .startup import run_startup
 
@@ -219,14 +225,14 @@ class Runner:
 
     def cmd_upgrade(self) -> int:
         loc = self.default_location()
-        if self.create_fresh():
+        if self.create_fresh([loc]):
             return EXIT_OK
         for report in self.migrations.upgrade(loc, self.args.rev or "heads", sql=self.args.sql):
             self.report(report, "Upgrading")
         return EXIT_OK
 
     def cmd_upgrade_all(self) -> int:
-        if self.create_fresh():
+        if self.create_fresh(self.migrations.locations):
             return EXIT_OK
         for report in self.migrations.upgrade(None, "heads", sql=self.args.sql):
             self.report(report, "Upgrading")
@@ -255,7 +261,7 @@ class Runner:
             how = (
                 "start-up (or 'upgrade_all') creates its tables and stamps every location"
                 if m.creates_tables
-                else "start-up (or 'upgrade_all') runs every location's migrations from base"
+                else "start-up runs every location's migrations from base"
             )
             self.echo(f"empty database {database.mask_url(m.engine.url)}: {how}")
         for st in self.migrations.status(self.selected()):

@@ -449,6 +449,15 @@ class Migrations:
         """True when start-up creates tables from the models (metadata known, create_all on)."""
         return self.metadata is not None and self.options.create_all
 
+    def builds_from_models(self, locations: Sequence[Location]) -> bool:
+        """True when an empty database must be created from the models, not migrated.
+
+        So it is for Kotti's own location, whose history starts from tables
+        that ``create_all`` made (its first revision alters ``contents``).
+        """
+        kotti = any(loc.spec == KOTTI_LOCATION for loc in locations)
+        return kotti and self.uses_kotti and self.creates_tables
+
     def heads(self, location: Location | str | None = None) -> list[Script]:
         """Head revisions of a location."""
         scripts = self.scripts(location)
@@ -515,17 +524,17 @@ class Migrations:
         With ``sql``, the SQL is returned instead of run; it starts from the
         database's current revision (or ``START:END`` given as ``revision``).
         """
-        if self.creates_tables and self.is_fresh():
-            # Migrations cannot build a schema that create_all makes (Kotti's
-            # first revision alters tables no revision creates): refuse before
-            # writing anything.
+        selected = self._selected(location)
+        if not sql and self.builds_from_models(selected) and self.is_fresh():
+            # Kotti's first revision alters tables that no revision creates: its
+            # migrations cannot build the schema.  Refuse before writing anything.
             raise ConfigurationError(
-                f"database {database.mask_url(self.engine.url)} is empty: its tables are created "
-                "from the models, not by migrations; start the app (or run kotti-migrate "
-                "<config_uri> upgrade, which creates and stamps it as start-up does)"
+                f"database {database.mask_url(self.engine.url)} is empty and Kotti's migrations "
+                "cannot create its tables: start the app, or run kotti-migrate <config_uri> upgrade "
+                "(without --rev), which creates and stamps it as start-up does"
             )
         reports = []
-        for loc in self._selected(location):
+        for loc in selected:
             scripts = self.scripts(loc)
             starting_rev, destination = None, revision
             if sql and ":" in revision:

@@ -1,5 +1,8 @@
 """Kotti add-ons that define content types (joined-table inheritance).
 
+``kotti-migrate`` runs in its own process here: loading kotti_recipes would
+add its models to Kotti's metadata in the test process for good.
+
 ``kotti_recipes`` (tests/projects) has two content types whose tables join
 Kotti's ``contents`` and ``nodes``; Kotti loads nodes polymorphically, so
 every page's query joins ``recipes`` and ``menus``.  Its history:
@@ -15,7 +18,7 @@ import textwrap
 import pytest
 from conftest import (
     boot,
-    cli,
+    cli_process,
     columns,
     execute,
     failed,
@@ -89,7 +92,7 @@ def test_pending_content_type_whose_table_is_missing_stops_startup_clearly(kotti
     started(boot(ini))
     add_recipe(ini)
     # The database as the add-on's previous release left it: no menus table yet.
-    down = cli(ini, "downgrade", f"--scripts={SPEC}", f"--rev={CREATE_RECIPES}")
+    down = cli_process(ini, "downgrade", f"--scripts={SPEC}", f"--rev={CREATE_RECIPES}")
     assert down.code == 0, down.err
     assert "menus" not in tables(db_url) and "servings" not in columns(db_url, "recipes")
 
@@ -120,7 +123,7 @@ def test_pending_content_type_column_missing_stops_startup_and_the_command_fixes
 ):
     ini = recipes_ini(kotti_ini, db_url, kotti_migrate__config_file=tmp_path / "site.ini")
     started(boot(ini))
-    assert cli(ini, "downgrade", f"--scripts={SPEC}", f"--rev={CREATE_MENUS}").code == 0
+    assert cli_process(ini, "downgrade", f"--scripts={SPEC}", f"--rev={CREATE_MENUS}").code == 0
 
     result = boot(ini)
     line = failed(result)
@@ -132,7 +135,7 @@ def test_pending_content_type_column_missing_stops_startup_and_the_command_fixes
     # The first fix, exactly as advised.
     command = line.split("run: ", 1)[1].split(", or ")[0]
     assert command == f"kotti-migrate {ini} upgrade --scripts={SPEC}"
-    fixed = cli(*command.split()[1:])
+    fixed = cli_process(*command.split()[1:])
     assert fixed.code == 0, fixed.err
     assert versions(db_url, TABLE) == [ADD_SERVINGS]
     started(boot(ini))
@@ -143,7 +146,7 @@ def test_pending_content_type_with_flag_off_holds_back_only_its_own_tables(kotti
     ini = recipes_ini(kotti_ini, db_url)
     started(boot(ini))
     # c3 pending, but the column is already there (added by hand): every page works.
-    assert cli(ini, "stamp", f"--scripts={SPEC}", f"--rev={CREATE_MENUS}").code == 0
+    assert cli_process(ini, "stamp", f"--scripts={SPEC}", f"--rev={CREATE_MENUS}").code == 0
 
     result = boot(ini)
     started(result)

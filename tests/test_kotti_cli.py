@@ -239,8 +239,15 @@ def test_library_upgrade_of_an_empty_database_is_refused_leaving_nothing(kotti_i
 
     migrations = Migrations.from_config_uri(str(kotti_ini(sqlite_url)))
     try:
-        with pytest.raises(ConfigurationError, match="is empty: its tables are created from the models"):
+        with pytest.raises(ConfigurationError, match="is empty and Kotti's migrations cannot create its"):
             migrations.upgrade()
+        with pytest.raises(ConfigurationError, match="is empty and Kotti's migrations cannot create its"):
+            migrations.upgrade("kotti:alembic", "37a05f6246af")
     finally:
         migrations.dispose()
+    assert tables(sqlite_url) == set()
+    # The CLI with an explicit target says so in one line, and writes nothing either.
+    result = cli(kotti_ini(sqlite_url), "upgrade", "--rev=37a05f6246af")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "start the app, or run kotti-migrate <config_uri> upgrade (without --rev)" in result.err
     assert tables(sqlite_url) == set()

@@ -138,8 +138,8 @@ def test_addon_with_existing_tables_is_upgraded_from_base(kotti_ini, db_url):
     info = logged(result.err, "INFO")
     text = "\n".join(info)
     assert (
-        "kotti_notes:alembic has no version table but its tables exist (notes): "
-        "upgrading from base to head"
+        "kotti_notes:alembic has no version table but its tables exist (notes) and differ "
+        "from the models: upgrading from base to head"
     ) in text
     steps = [line for line in info if "kotti_notes:alembic upgrade" in line]
     assert len(steps) == 2
@@ -179,7 +179,7 @@ def test_tables_setting_says_which_existing_tables_belong_to_a_location(kotti_in
     assert versions(db_url, "legacy_b_alembic_version") == ["c000000000b1"]
     assert columns(db_url, "legacy_b_things") == {"id", "name"}
     info = "\n".join(logged(result.err, "INFO"))
-    assert f"{specs[0]} has no version table but its tables exist (legacy_a_things): upgrading" in info
+    assert f"{specs[0]} has no version table but its tables exist (legacy_a_things) and differ" in info
     assert f"{specs[1]} is new to this database" in info
 
 
