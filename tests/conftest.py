@@ -6,8 +6,8 @@ when the ``kotti`` package comes from the kotti2 fork (distribution
 ``Kotti2``), "modern" (Pyramid 2, SQLAlchemy 2, no Kotti) otherwise.  A
 test marked for one or more stacks (``kotti``, ``kotti2``, ``modern``) is
 deselected, not skipped, on the others; unmarked tests run on every stack.
-Every database test runs on SQLite and on a real PostgreSQL server started for the session; with
-``KOTTI_MIGRATE_REQUIRE_PG=1`` (set by the README's test command) a server
+Every database test runs on SQLite and on a real PostgreSQL server started
+for the session; with ``KOTTI_MIGRATE_REQUIRE_PG=1`` (set by the README's test command) a server
 that cannot be started fails the run instead of skipping.
 """
 
