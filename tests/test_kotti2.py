@@ -99,7 +99,9 @@ def test_fresh_kotti2_site_then_code_rolled_back_to_kotti_209(db_url, kotti_ini,
     old = kotti_ini(db_url, addons=False, name="kotti209.ini", use="egg:kotti")
     result = boot(old, python=kotti_python)
     assert result.code == 0 and "STATUS 200" in result.out, result.err
-    warnings = [line for line in result.err.splitlines() if line.startswith("WARNING") and KOTTI2_HEAD in line]
+    warnings = [
+        line for line in result.err.splitlines() if line.startswith("WARNING") and KOTTI2_HEAD in line
+    ]
     assert warnings and "kotti:alembic" in warnings[0], result.err
     assert versions(db_url, "kotti_alembic_version") == [KOTTI2_HEAD]
 
