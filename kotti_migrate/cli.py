@@ -484,7 +484,7 @@ def _setup_logging(config_uri: str) -> None:
     parser = configparser.ConfigParser()
     try:
         parser.read(path)
-    except configparser.Error:
+    except (configparser.Error, OSError, UnicodeError):  # reported when the app is loaded
         return
     if parser.has_section("loggers"):
         import logging.config

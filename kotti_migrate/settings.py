@@ -179,12 +179,8 @@ def load_app(config_uri: str) -> LoadedApp:
     try:
         loader = plaster.get_loader(f"{path}#{section}", protocols=["wsgi"])
         settings = dict(loader.get_wsgi_app_settings(section))
-    except LookupError:
-        raise ConfigurationError(
-            f"config file {path} has no app section [app:{section}]"
-        ) from None
     except Exception as exc:
-        raise ConfigurationError(f"config file {path} cannot be read: {exc}") from None
+        raise _loading_error(exc, path, section) from exc
     here = os.path.dirname(path)
     global_conf = {"here": here, "__file__": path}
     try:
@@ -197,7 +193,7 @@ def load_app(config_uri: str) -> LoadedApp:
         raise
     except Exception as exc:
         raise ConfigurationError(
-            f"app [app:{section}] of {path} failed to load: {type(exc).__name__}: {exc}"
+            f"app [app:{section}] of {path} failed to load: {type(exc).__name__}: {exc}{_import_hint(exc)}"
         ) from exc
     return LoadedApp(
         settings=dict(registry.settings),
@@ -206,6 +202,87 @@ def load_app(config_uri: str) -> LoadedApp:
         config_file=path,
         section=section,
     )
+
+
+def _loading_error(exc: Exception, path: str, section: str) -> ConfigurationError:
+    """The error for an ini file whose app section could not be loaded.
+
+    "cannot be read" is said only when reading or parsing the file failed;
+    a missing ``egg:`` distribution and a failing import say what they are.
+    """
+    import configparser
+    from importlib.metadata import PackageNotFoundError
+
+    if isinstance(exc, UnicodeDecodeError):
+        return ConfigurationError(
+            f"config file {path} cannot be read: it is not a text (UTF-8) ini file "
+            f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        )
+    if isinstance(exc, (configparser.Error, OSError)):
+        return ConfigurationError(f"config file {path} cannot be read: {_first_line(exc)}")
+    if isinstance(exc, PackageNotFoundError):  # before ImportError: it is one
+        name = exc.name or str(exc)
+        use = _use_line(path, section)
+        where = f" (`use = {use}` in [app:{section}] of {path})" if use else f" ([app:{section}] of {path})"
+        return ConfigurationError(
+            f"distribution {name!r} is not installed{where}: No package metadata was found "
+            f"for {name}{_distribution_hint(name)}"
+        )
+    if isinstance(exc, ImportError):
+        return ConfigurationError(
+            f"app [app:{section}] of {path} cannot be loaded: {type(exc).__name__}: "
+            f"{_first_line(exc)}{_import_hint(exc)}"
+        )
+    if isinstance(exc, LookupError):
+        if str(exc).startswith("No section"):
+            return ConfigurationError(f"config file {path} has no app section [app:{section}]")
+        return ConfigurationError(f"[app:{section}] of {path}: {_first_line(exc)}")
+    return ConfigurationError(
+        f"app [app:{section}] of {path} failed to load: {type(exc).__name__}: {_first_line(exc)}"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _import_hint(exc: BaseException) -> str:
+    """Advice for a known import failure ('' otherwise)."""
+    if isinstance(exc, ImportError) and (exc.name or "").split(".")[0] == "pkg_resources":
+        return (
+            " (pkg_resources, which Kotti and Pyramid 1.10 import, was removed in setuptools 82: "
+            'pip install "setuptools<82")'
+        )
+    return ""
+
+
+def _distribution_hint(name: str) -> str:
+    """Advice for ``use = egg:NAME`` when NAME is not installed ('' otherwise)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    twins = {"kotti": "kotti2", "kotti2": "kotti"}
+    other = twins.get(name.lower())
+    if other:
+        try:
+            installed = distribution(other).metadata["Name"]
+        except PackageNotFoundError:
+            pass
+        else:
+            return f"; {installed} is installed: write `use = egg:{other}`"
+    return f"; install it (pip install {name}) or fix the `use =` line"
+
+
+def _use_line(path: str, section: str) -> str | None:
+    """The ``use =`` value of ``[app:section]`` as written, None when unreadable."""
+    import configparser
+
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+        return parser.get(f"app:{section}", "use").strip() or None
+    except (configparser.Error, OSError, UnicodeError):
+        return None
 
 
 def _prepend_sys_path(path: str) -> None:

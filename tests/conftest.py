@@ -1,11 +1,13 @@
 """Test set-up: stacks, databases and small example sites.
 
 The suite runs on one *stack* per virtual environment: "kotti" (Kotti
-2.0.9, Pyramid 1.10, SQLAlchemy 1.4) when Kotti is importable, "modern"
-(Pyramid 2, SQLAlchemy 2, no Kotti) otherwise.  Tests marked for the other
-stack are deselected, not skipped.  Every database test runs on SQLite and
-on a real PostgreSQL server started for the session; with
-``KOTTI_MIGRATE_REQUIRE_PG=1`` (set by the README's test command) a server
+2.0.9, Pyramid 1.10, SQLAlchemy 1.4) when Kotti is importable, "kotti2"
+when the ``kotti`` package comes from the kotti2 fork (distribution
+``Kotti2``), "modern" (Pyramid 2, SQLAlchemy 2, no Kotti) otherwise.  A
+test marked for one or more stacks (``kotti``, ``kotti2``, ``modern``) is
+deselected, not skipped, on the others; unmarked tests run on every stack.
+Every database test runs on SQLite and on a real PostgreSQL server started
+for the session; with ``KOTTI_MIGRATE_REQUIRE_PG=1`` (set by the README's test command) a server
 that cannot be started fails the run instead of skipping.
 """
 
@@ -27,16 +29,29 @@ HERE = Path(__file__).parent
 PROJECTS = HERE / "projects"
 sys.path.insert(0, str(PROJECTS))
 
+STACKS = ("kotti", "kotti2", "modern")
+REPO = HERE.parent
+
 try:
     import kotti  # noqa: F401
-
-    STACK = "kotti"
 except ImportError:
     STACK = "modern"
+else:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("kotti2")
+        STACK = "kotti2"
+    except PackageNotFoundError:
+        STACK = "kotti"
+
+#: ``use =`` of a Kotti site's ini on this stack (kotti2's distribution is ``Kotti2``).
+KOTTI_EGG = "egg:kotti2" if STACK == "kotti2" else "egg:kotti"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "kotti: needs the Kotti stack")
+    config.addinivalue_line("markers", "kotti: needs the Kotti 2.0.9 stack")
+    config.addinivalue_line("markers", "kotti2: needs the kotti2 stack (kotti2 3.0.x, newest Python)")
     config.addinivalue_line("markers", "modern: needs the Pyramid 2 / SQLAlchemy 2 stack")
 
 
@@ -45,10 +60,10 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    other = "modern" if STACK == "kotti" else "kotti"
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker(other) else keep).append(item)
+        marked = {name for name in STACKS if item.get_closest_marker(name)}
+        (drop if marked and STACK not in marked else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -153,7 +168,9 @@ def write_ini(path: Path, app: str, url: str, settings: dict | None = None) -> P
 def kotti_ini(tmp_path):
     """Factory: the ini file of a Kotti site with kotti_migrate included."""
 
-    def make(url: str, addons: bool = True, name: str = "site.ini", **settings) -> Path:
+    def make(
+        url: str, addons: bool = True, name: str = "site.ini", use: str = KOTTI_EGG, **settings
+    ) -> Path:
         base = {
             "kotti.site_title": "test site",
             "kotti.secret": "secret",
@@ -162,7 +179,7 @@ def kotti_ini(tmp_path):
         if addons:
             base["kotti.configurators"] = "kotti_notes.kotti_configure"
         base.update({k.replace("__", "."): v for k, v in settings.items()})
-        return write_ini(tmp_path / name, "egg:kotti", url, base)
+        return write_ini(tmp_path / name, use, url, base)
 
     return make
 
@@ -213,8 +230,17 @@ def cli_process(*args: str, env: dict | None = None, cwd: str | None = None, tim
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def boot(ini: Path, env: dict | None = None, request: str = "/", timeout: int = 120) -> Result:
-    """Create the app from ``ini`` in a fresh process (as pserve does) and GET a page."""
+def boot(
+    ini: Path,
+    env: dict | None = None,
+    request: str = "/",
+    timeout: int = 120,
+    python: str | Path | None = None,
+) -> Result:
+    """Create the app from ``ini`` in a fresh process (as pserve does) and GET a page.
+
+    ``python``: the interpreter of another virtualenv (default: this one).
+    """
     script = textwrap.dedent(
         f"""
         import logging, sys
@@ -228,7 +254,7 @@ def boot(ini: Path, env: dict | None = None, request: str = "/", timeout: int = 
         """
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script],
+        [str(python or sys.executable), "-c", script],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -314,13 +340,20 @@ def add_pserve_sections(ini: Path) -> int:
     return port
 
 
-def serve(ini: Path, env: dict | None = None, request: str = "/", timeout: float = 90) -> Served:
+def serve(
+    ini: Path,
+    env: dict | None = None,
+    request: str = "/",
+    timeout: float = 90,
+    python: str | Path | None = None,
+) -> Served:
     """Run ``pserve <ini>`` as a user would; GET ``request`` once it serves, then stop it.
 
     A start-up failure makes pserve exit by itself: its exit code is returned.
+    ``python``: run the ``pserve`` of that interpreter's virtualenv.
     """
     port = add_pserve_sections(ini)
-    return pserve(ini, port, env=env, request=request, timeout=timeout)
+    return pserve(ini, port, env=env, request=request, timeout=timeout, python=python)
 
 
 def pserve(
@@ -330,13 +363,14 @@ def pserve(
     env: dict | None = None,
     request: str = "/",
     timeout: float = 90,
+    python: str | Path | None = None,
 ) -> Served:
     """``pserve <ini> ARGS`` (serving on ``port``): GET ``request`` once it serves, then stop it."""
     import time
     import urllib.error
     import urllib.request
 
-    exe = Path(sys.executable).parent / "pserve"
+    exe = Path(python or sys.executable).parent / "pserve"
     err_path = ini.parent / f"pserve-{port}.err"
     with open(err_path, "w") as err_file:
         proc = subprocess.Popen(
