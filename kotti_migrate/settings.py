@@ -208,6 +208,43 @@ def load_app(config_uri: str) -> LoadedApp:
     )
 
 
+def pastedeploy_config_file() -> str | None:
+    """The ini file PasteDeploy is loading the app from, when called while it does.
+
+    ``pserve``, ``pyramid.paster.get_app`` and other PasteDeploy loaders call
+    the app factory with a ``global_config`` holding ``__file__``; Pyramid
+    keeps none of it, so it is read from PasteDeploy's loader context up the
+    call stack.  None when the app is not being loaded by PasteDeploy.
+    """
+    import sys
+
+    try:
+        from paste.deploy.loadwsgi import LoaderContext
+    except ImportError:  # pragma: no cover - Pyramid depends on PasteDeploy via plaster
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        context = frame.f_locals.get("context")
+        if isinstance(context, LoaderContext):
+            path = (getattr(context, "global_conf", None) or {}).get("__file__")
+            if path and os.path.isfile(path):
+                return os.path.abspath(path)
+        frame = frame.f_back
+    return None
+
+
+def alembic_ini_options(path: str, section: str = "alembic") -> dict[str, str]:
+    """The options of the ini file's ``[alembic]`` section, as Alembic reads them
+    (``%(here)s`` interpolated); empty when the file or section is missing."""
+    from alembic.config import Config
+
+    try:
+        config = Config(path, ini_section=section)
+        return dict(config.get_section(section) or {})
+    except Exception:  # an unreadable file is reported when the app is loaded
+        return {}
+
+
 def _prepend_sys_path(path: str) -> None:
     """Honour ``prepend_sys_path`` of the ini file's ``[alembic]`` section.
 
