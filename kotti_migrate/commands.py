@@ -155,7 +155,11 @@ class Migrations:
         self._ini_location: Path | None = None
         ini_spec = self._ini_script_location()
         if ini_spec is not None:
-            self._ini_location = location_path(ini_spec, here)
+            try:
+                self._ini_location = location_path(ini_spec, here)
+            except LocationError:
+                if not specs:
+                    raise
             if not specs:
                 log.info(
                     "kotti_migrate: no migration location registered; using [alembic] "
@@ -257,7 +261,8 @@ class Migrations:
             listing = folder_listing(loc, self.options.cache_dir)
             file_template = None
             if self._ini_location is not None and loc.path == self._ini_location.resolve():
-                file_template = self.alembic_options.get("file_template")  # as alembic revision
+                # The ini's [alembic] location: new revision files named as by ``alembic revision``.
+                file_template = self.alembic_options.get("file_template")
             scripts = load_scripts(loc, file_template)
             remember_index(scripts, self.options.cache_dir, listing)  # fresh for the next start-up
             self._scripts[loc.path] = scripts

@@ -24,6 +24,13 @@ Settings (all optional):
 ``kotti_migrate.tables.<package>``
     Whitespace separated table names that belong to the location of
     ``<package>``; overrides what is derived from where models are defined.
+``kotti_migrate.version_table.<package>``
+    The version table of the location of ``<package>``; overrides what is
+    read from its ``env.py`` (see :func:`kotti_migrate.locations.version_table_of`).
+``kotti_migrate.config_file``
+    The app's ini file (default: the one PasteDeploy loads the app from):
+    ``config.config_file_name`` of a location's own ``env.py``; its
+    ``[alembic]`` section is read.
 """
 
 from __future__ import annotations
