@@ -73,14 +73,22 @@ def includeme(config: Any) -> None:
       tables from the metadata at start-up.
     - ``kotti_migrate.cache_dir`` (folder, or ``off``): revision index cache.
     - ``kotti_migrate.tables.<package>``: tables belonging to a location.
-    - ``kotti_migrate.config_file``: ini path shown in the advice logged
-      for pending migrations (default: the ``.ini`` on the command line).
+    - ``kotti_migrate.config_file``: the ini file the app was loaded from
+      (default: the one PasteDeploy is loading, as ``pserve`` does); a
+      location's own ``env.py`` reads it as ``config.config_file_name``, its
+      ``[alembic]`` section is read, and it is named in the advice logged for
+      pending migrations.
     """
-    from .settings import Options
+    from .settings import Options, pastedeploy_config_file
     from .startup import on_startup
 
     config.add_directive("add_alembic_dir", add_alembic_dir)
-    Options.from_settings(config.get_settings())  # a bad value fails now, clearly
+    settings = config.get_settings()
+    Options.from_settings(settings)  # a bad value fails now, clearly
+    if settings is not None and not settings.get("kotti_migrate.config_file"):
+        found = pastedeploy_config_file()
+        if found:
+            settings["kotti_migrate.config_file"] = found
     info = _StartupInfo()
 
     def startup() -> None:

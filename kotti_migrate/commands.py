@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -34,7 +35,14 @@ from alembic.script.revision import RevisionError as AlembicRevisionError
 from alembic.util import CommandError
 
 from . import database
-from .environment import StepRecorder, StepReport, alembic_config, bind_kotti_session, env_lock
+from .environment import (
+    StepRecorder,
+    StepReport,
+    alembic_config,
+    bind_kotti_session,
+    env_lock,
+    restore_streams,
+)
 from .errors import (
     ConfigurationError,
     LocationError,
@@ -43,13 +51,16 @@ from .errors import (
     RevisionError,
 )
 from .locations import (
+    ALEMBIC_VERSION_TABLE,
     KOTTI_LOCATION,
     Location,
     find_location,
+    is_asset_spec,
     location_path,
     registered_specs,
     resolve_location,
     resolve_locations,
+    split_setting,
 )
 from .scripts import (
     LocationScripts,
@@ -59,7 +70,9 @@ from .scripts import (
     remember_index,
     revision_index,
 )
-from .settings import Options, kotti_available, load_app
+from .settings import Options, alembic_ini_options, kotti_available, load_app
+
+log = logging.getLogger("kotti_migrate")
 
 
 @dataclass
@@ -112,6 +125,10 @@ class Migrations:
         ``config.add_alembic_dir``
     :param here: folder that relative location paths are relative to
     :param engine: an engine to use instead of one built from settings
+    :param config_file: the app's ini file (default: the setting
+        ``kotti_migrate.config_file``); locations with an ``env.py`` of their
+        own read it as under ``alembic -c <ini>``, and its ``[alembic]``
+        ``script_location`` is the location of an app that registers none
     """
 
     def __init__(
@@ -120,22 +137,61 @@ class Migrations:
         registry: Any = None,
         here: str | os.PathLike[str] | None = None,
         engine: sa.engine.Engine | None = None,
+        config_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.settings = dict(settings)
         self.options = Options.from_settings(self.settings)
         self.here = here
-        self.locations: list[Location] = resolve_locations(
-            registered_specs(self.settings, registry), here
+        config_file = config_file or str(self.settings.get("kotti_migrate.config_file", "") or "").strip()
+        self.config_file: str | None = os.path.abspath(config_file) if config_file else None
+        #: the ini file's ``[alembic]`` options (empty without an ini file)
+        self.alembic_options: dict[str, str] = (
+            alembic_ini_options(self.config_file) if self.config_file else {}
         )
+        specs = registered_specs(self.settings, registry)
+        self._kotti_site = KOTTI_LOCATION in specs and kotti_available()
+        # Locations Kotti's own tool manages keep Kotti's version table convention.
+        kotti_specs = set(split_setting(self.settings.get("kotti.alembic_dirs")) if self._kotti_site else ())
+        self._ini_location: Path | None = None
+        ini_spec = self._ini_script_location()
+        if ini_spec is not None:
+            try:
+                self._ini_location = location_path(ini_spec, here)
+            except LocationError:
+                if not specs:
+                    raise
+            if not specs:
+                log.info(
+                    "kotti_migrate: no migration location registered; using [alembic] "
+                    "script_location = %s of %s",
+                    self.alembic_options["script_location"],
+                    self.config_file,
+                )
+                specs = [ini_spec]
+        self.locations: list[Location] = resolve_locations(specs, here, kotti_specs, self.settings)
         self._engine = engine
         self._owns_engine = engine is None
         self._scripts: dict[Path, LocationScripts] = {}
+
+    def _ini_script_location(self) -> str | None:
+        """``script_location`` of the ini's ``[alembic]`` section, as a spec for ``here``."""
+        value = self.alembic_options.get("script_location", "").strip()
+        if not value or self.config_file is None:
+            return None
+        if is_asset_spec(value) or os.path.isabs(value):
+            return value
+        # Alembic reads it relative to the working directory; kotti_migrate
+        # relative to the ini file's folder (the same when run from there).
+        path = os.path.normpath(os.path.join(os.path.dirname(self.config_file), value))
+        if os.path.normpath(os.path.join(str(self.here or os.getcwd()), value)) == path:
+            return value
+        return path
 
     @classmethod
     def from_config_uri(cls, config_uri: str) -> Migrations:
         """Load a site from an ini file (``app.ini`` or ``app.ini#section``)."""
         app = load_app(config_uri)
-        return cls(app.settings, app.registry, here=app.here)
+        return cls(app.settings, app.registry, here=app.here, config_file=app.config_file)
 
     # -- what the site is made of --------------------------------------------
 
@@ -193,7 +249,7 @@ class Migrations:
             if not self.locations:
                 raise LocationError("no migration locations are registered")
             return self.locations[0]
-        return find_location(self.locations, str(spec), self.here)
+        return find_location(self.locations, str(spec), self.here, self._kotti_site, self.settings)
 
     def _selected(self, spec: Location | str | None) -> list[Location]:
         return list(self.locations) if spec is None else [self.location(spec)]
@@ -203,7 +259,11 @@ class Migrations:
         loc = self.location(location)
         if loc.path not in self._scripts:
             listing = folder_listing(loc, self.options.cache_dir)
-            scripts = load_scripts(loc)
+            file_template = None
+            if self._ini_location is not None and loc.path == self._ini_location.resolve():
+                # The ini's [alembic] location: new revision files named as by ``alembic revision``.
+                file_template = self.alembic_options.get("file_template")
+            scripts = load_scripts(loc, file_template)
             remember_index(scripts, self.options.cache_dir, listing)  # fresh for the next start-up
             self._scripts[loc.path] = scripts
         return self._scripts[loc.path]
@@ -278,6 +338,8 @@ class Migrations:
             if type_ == "table":
                 if name in version_tables or name.endswith("_alembic_version"):
                     return False
+                if name == ALEMBIC_VERSION_TABLE:
+                    return False
                 if name in others_own:
                     return False
             return True
@@ -301,6 +363,7 @@ class Migrations:
         *,
         sql: bool = False,
         template_args: dict | None = None,
+        autogenerate: bool = False,
         **kw: Any,
     ) -> tuple[StepRecorder, str | None]:
         """Run ``fn`` inside the location's migration environment.
@@ -308,8 +371,16 @@ class Migrations:
         :returns: the step recorder and, in ``sql`` mode, the SQL emitted
         """
         scripts = self.scripts(location)
+        if location.needs_ini and self.config_file is None:
+            raise ConfigurationError(
+                f"location {location.spec!r} runs its own env.py, which reads the app's ini file "
+                f"(config.config_file_name), and kotti_migrate does not know which ini the app was "
+                f"loaded from: add kotti_migrate.config_file = %(__file__)s to the app's settings"
+            )
         buffer = io.StringIO() if sql else None
-        config = alembic_config(self, location, stdout=io.StringIO())
+        config = alembic_config(
+            self, location, stdout=io.StringIO(), sql=sql, autogenerate=autogenerate
+        )
         recorder = StepRecorder()
         opts: dict[str, Any] = dict(
             fn=recorder.wrap(fn),
@@ -322,7 +393,8 @@ class Migrations:
         if template_args is not None:
             opts["template_args"] = template_args
         captured = io.StringIO()
-        with env_lock:
+        stderr = sys.stderr
+        with env_lock, _restoring_streams(captured, stderr):
             if self.uses_kotti and not sql:
                 bind_kotti_session(self.engine)
             # An env.py of its own may print (Kotti's prints tracebacks and
@@ -665,11 +737,25 @@ class Migrations:
         context = RevisionContext(config, scripts, command_args)
         if autogenerate:
 
+            ours = self.context_options(loc)["include_object"]
+
             def fn(rev: Any, ctx: Any) -> Any:
+                # An env.py of its own may pass no include_object (or its own):
+                # version tables and other locations' tables stay out anyway.
+                theirs = ctx.opts.get("include_object")
+                ctx.opts["include_object"] = (
+                    ours if theirs in (None, ours) else _both(ours, theirs)
+                )
                 context.run_autogenerate(rev, ctx)
                 return []
 
-            self._run(loc, fn, template_args=context.template_args, revision_context=context)
+            self._run(
+                loc,
+                fn,
+                template_args=context.template_args,
+                autogenerate=True,
+                revision_context=context,
+            )
         try:
             generated = [s for s in context.generate_scripts() if s is not None]
         except (CommandError, AlembicRevisionError) as exc:
@@ -790,6 +876,24 @@ def _own_tables(mapper: Any) -> list[sa.Table]:
     if mapper.inherits is not None and table is mapper.inherits.local_table:
         return []  # single-table inheritance: the parent's table
     return [table] if isinstance(table, sa.Table) else []
+
+
+def _both(first: Any, second: Any) -> Any:
+    """An ``include_object`` hook accepting what both hooks accept."""
+
+    def include_object(*args: Any) -> bool:
+        return bool(first(*args)) and bool(second(*args))
+
+    return include_object
+
+
+@contextlib.contextmanager
+def _restoring_streams(captured: io.StringIO, original: Any) -> Any:
+    """Logging that an env.py set up while stderr was captured writes to stderr afterwards."""
+    try:
+        yield
+    finally:
+        restore_streams(captured, original)
 
 
 def _last_error_line(output: str) -> str:

@@ -13,6 +13,7 @@ so the same folder works under ``kotti-migrate`` and under Alembic's own
 
 from __future__ import annotations
 
+import argparse
 import os
 import threading
 import time
@@ -27,6 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Key of :attr:`alembic.config.Config.attributes` holding ``(Migrations, Location)``.
 ATTRIBUTE = "kotti_migrate"
+
+#: The ini section Alembic reads its options from (``alembic -c <ini>``, no ``--name``).
+INI_SECTION = "alembic"
 
 #: Alembic's ``alembic.context`` is a module-level proxy: one environment
 #: runs at a time in a process.
@@ -102,17 +106,55 @@ class StepRecorder:
         return ", ".join(getattr(step, "to_revisions", ()) or ()) or "stamp"
 
 
-def alembic_config(migrations: Migrations, location: Location, stdout: Any = None) -> Config:
-    """An Alembic :class:`~alembic.config.Config` for one location."""
-    kwargs = {"stdout": stdout} if stdout is not None else {}
-    config = Config(**kwargs)
-    config.set_main_option("script_location", str(location.path))
+def alembic_config(
+    migrations: Migrations, location: Location, stdout: Any = None, **cmd_opts: Any
+) -> Config:
+    """An Alembic :class:`~alembic.config.Config` for one location.
+
+    As under ``alembic -c <ini>``: ``config_file_name`` is the app's ini file
+    (when kotti_migrate knows it: :attr:`Migrations.config_file`), its
+    ``[alembic]`` options are there, ``cmd_opts`` holds ``config``, ``name``,
+    ``x`` and the command's options (``sql``, ``autogenerate``, ...).  The
+    script location and ``sqlalchemy.url`` are the location's and the app's.
+    ``attributes`` carries what kotti_migrate's own environment needs.
+    """
+    kwargs: dict[str, Any] = {"stdout": stdout} if stdout is not None else {}
+    ini = migrations.config_file
+    options = argparse.Namespace(
+        config=ini,
+        name=INI_SECTION,
+        raiseerr=False,
+        quiet=False,
+        x=[],
+        sql=False,
+        autogenerate=False,
+        tag=None,
+    )
+    for key, value in cmd_opts.items():
+        setattr(options, key, value)
+    config = Config(file_=ini, ini_section=INI_SECTION, cmd_opts=options, **kwargs)
+    config.set_main_option("script_location", str(location.path).replace("%", "%%"))
     url = migrations.settings.get("sqlalchemy.url")
     if url:
         text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
         config.set_main_option("sqlalchemy.url", text.replace("%", "%%"))
     config.attributes[ATTRIBUTE] = (migrations, location)
     return config
+
+
+def restore_streams(replaced: Any, original: Any) -> None:
+    """Point logging handlers bound to ``replaced`` back at ``original``.
+
+    An ``env.py`` that configures logging from the ini file (``setup_logging``,
+    ``fileConfig``: ``args = (sys.stderr,)``) while kotti_migrate captures
+    stderr would leave the app's handlers writing into the capture.
+    """
+    import logging
+
+    for ref in list(getattr(logging, "_handlerList", ())):
+        handler = ref() if callable(ref) else ref
+        if isinstance(handler, logging.StreamHandler) and handler.stream is replaced:
+            handler.setStream(original)
 
 
 def bind_kotti_session(engine: Any) -> None:

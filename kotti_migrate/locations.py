@@ -9,17 +9,19 @@ relative to the folder of the configuration file.
 Locations are registered through the ``kotti.alembic_dirs`` setting
 (whitespace separated, Kotti's convention) and through the Pyramid
 directive ``config.add_alembic_dir(location)``.  Every location records its
-revision in its own version table ``<package>_alembic_version``.
+revision in one version table, the one its ``env.py`` writes under Alembic's
+own CLI too (see :func:`version_table_of`).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from .errors import ConfigurationError, LocationError
 
@@ -43,12 +45,18 @@ class Location:
     :ivar path: absolute path of the migration environment folder
     :ivar package: the Python package the location belongs to
     :ivar version_table: the table recording its revision(s)
+    :ivar table_reason: why that table (shown in configuration errors)
+    :ivar needs_ini: True when the location's ``env.py`` is written for
+        Alembic's CLI (not kotti_migrate's, not a Kotti add-on's): it reads
+        the app's ini file (``config.config_file_name``)
     """
 
     spec: str
     path: Path
     package: str
     version_table: str
+    table_reason: str = "kotti_migrate's convention <package>_alembic_version"
+    needs_ini: bool = False
 
     @property
     def versions_path(self) -> Path:
@@ -88,6 +96,117 @@ def version_table_for(package: str) -> str:
             f"than {MAX_IDENTIFIER} characters"
         )
     return name
+
+
+#: Alembic's own version table, written by an env.py that names none.
+ALEMBIC_VERSION_TABLE = "alembic_version"
+
+#: What :func:`env_py_version_table` finds in an ``env.py``.
+ENV_KOTTI_MIGRATE = "kotti_migrate"  # delegates to kotti_migrate (``kotti-migrate init``)
+ENV_NAMED = "named"  # names a literal version_table
+ENV_COMPUTED = "computed"  # passes a version_table kotti_migrate cannot read
+ENV_UNNAMED = "unnamed"  # names none
+
+
+def env_py_version_table(env_py: Path) -> tuple[str, str | None]:
+    """What version table an ``env.py`` writes, read from its source (never run).
+
+    :returns: ``(kind, table)``: ``(ENV_KOTTI_MIGRATE, None)`` for an env.py
+        importing kotti_migrate; ``(ENV_NAMED, "name")`` when every
+        ``configure(version_table=...)`` call passes the same string (a
+        literal or a module-level constant); ``(ENV_COMPUTED, None)`` for any
+        other value; ``(ENV_UNNAMED, None)`` when it passes none.
+    """
+    try:
+        source = env_py.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LocationError(f"cannot read {env_py}: {exc}") from None
+    if "kotti_migrate" not in source and "version_table" not in source:
+        return ENV_UNNAMED, None  # the common case costs no parsing
+    try:
+        tree = ast.parse(source, filename=str(env_py))
+    except SyntaxError as exc:
+        raise LocationError(f"{env_py} is not valid Python: {exc}") from None
+    constants: dict[str, str] = {}
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    constants[target.id] = node.value.value
+    names: set[str | None] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "kotti_migrate":
+            return ENV_KOTTI_MIGRATE, None
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "kotti_migrate" for a in node.names):
+            return ENV_KOTTI_MIGRATE, None
+        if isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                if keyword.arg == "version_table":
+                    value = keyword.value
+                    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                        names.add(value.value)
+                    elif isinstance(value, ast.Name) and value.id in constants:
+                        names.add(constants[value.id])
+                    else:
+                        names.add(None)
+                elif keyword.arg is None:  # configure(**options): cannot tell
+                    names.add(None)
+    if not names:
+        return ENV_UNNAMED, None
+    if len(names) == 1 and None not in names:
+        return ENV_NAMED, names.pop()
+    return ENV_COMPUTED, None
+
+
+def version_table_of(
+    path: Path, package: str, kotti_convention: bool, override: str | None = None
+) -> tuple[str, str, bool]:
+    """The version table of the location at ``path``: ``(table, reason, needs_ini)``.
+
+    The table is the one the location's ``env.py`` writes, so that
+    kotti_migrate and ``alembic -c <ini>`` keep one record:
+
+    - setting ``kotti_migrate.version_table.<package>`` (``override``): that;
+    - no ``env.py``, an env.py that delegates to kotti_migrate
+      (``kotti-migrate init``), or Kotti's own ``kotti:alembic``:
+      ``<package>_alembic_version``;
+    - an env.py passing a literal ``version_table="name"``: that name;
+    - an env.py naming none: Alembic's ``alembic_version``, except for a
+      location that Kotti's own tool manages (``kotti_convention``: listed in
+      ``kotti.alembic_dirs`` of a Kotti site), which keeps
+      ``<package>_alembic_version`` (Kotti's tool passed it to the env.py);
+    - an env.py computing its version_table: ``<package>_alembic_version``
+      under Kotti's convention, else an error asking for the setting.
+
+    :raises ConfigurationError: the table cannot be told
+    """
+    env_py = path / "env.py"
+    default = version_table_for(package)
+    if not env_py.is_file():
+        return override or default, "no env.py: kotti_migrate's <package>_alembic_version", False
+    if package == "kotti" and path.name == "alembic":
+        return override or default, "Kotti's own migrations", False
+    kind, name = env_py_version_table(env_py)
+    if kind == ENV_KOTTI_MIGRATE:
+        return override or default, "env.py delegates to kotti_migrate: <package>_alembic_version", False
+    needs_ini = not kotti_convention
+    if override:
+        return override, f"setting kotti_migrate.version_table.{package}", needs_ini
+    if kind == ENV_NAMED:
+        assert name is not None
+        return name, f"named in {env_py}", needs_ini
+    if kotti_convention:
+        return default, "Kotti add-on (kotti.alembic_dirs): <package>_alembic_version", False
+    if kind == ENV_COMPUTED:
+        raise ConfigurationError(
+            f"{env_py} computes its version_table and kotti_migrate cannot tell which table "
+            f"it writes: set kotti_migrate.version_table.{package} = <table> in the app's settings"
+        )
+    return ALEMBIC_VERSION_TABLE, f"{env_py} names no version_table: Alembic's default", True
 
 
 def package_folder(package: str, spec: str) -> Path:
@@ -137,12 +256,20 @@ def location_path(spec: str, here: str | os.PathLike[str] | None = None) -> Path
     return Path(os.path.normpath(path))
 
 
-def resolve_location(spec: str, here: str | os.PathLike[str] | None = None) -> Location:
+def resolve_location(
+    spec: str,
+    here: str | os.PathLike[str] | None = None,
+    kotti_convention: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+) -> Location:
     """Resolve one location spec into a :class:`Location`.
 
     :param spec: ``package:folder`` or a filesystem path
     :param here: folder that relative paths are relative to (the folder
         of the configuration file); the working directory when None
+    :param kotti_convention: the location is managed the way Kotti's tool
+        does (see :func:`version_table_of`)
+    :param overrides: settings holding ``kotti_migrate.version_table.<package>``
     :raises LocationError: the package is not importable, the folder does
         not exist or has no ``versions/`` folder
     """
@@ -158,11 +285,16 @@ def resolve_location(spec: str, here: str | os.PathLike[str] | None = None) -> L
             f"location {spec!r}: folder {path} has no versions/ folder "
             f"(create one with: kotti-migrate <config_uri> init --scripts={spec})"
         )
+    path = path.resolve()
+    override = str((overrides or {}).get(f"kotti_migrate.version_table.{package}", "") or "").strip()
+    table, reason, needs_ini = version_table_of(path, package, kotti_convention, override or None)
     return Location(
         spec=spec,
-        path=path.resolve(),
+        path=path,
         package=package,
-        version_table=version_table_for(package),
+        version_table=table,
+        table_reason=reason,
+        needs_ini=needs_ini,
     )
 
 
@@ -176,7 +308,10 @@ def split_setting(value: str | Iterable[str] | None) -> list[str]:
 
 
 def resolve_locations(
-    specs: Sequence[str], here: str | os.PathLike[str] | None = None
+    specs: Sequence[str],
+    here: str | os.PathLike[str] | None = None,
+    kotti_specs: Collection[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[Location]:
     """Resolve, de-duplicate and order registered location specs.
 
@@ -184,11 +319,14 @@ def resolve_locations(
     as a path) counts once; Kotti's own location comes first, the others
     keep their registration order.
 
+    :param kotti_specs: the specs Kotti's own tool would manage (listed in
+        ``kotti.alembic_dirs`` of a Kotti site); None: all of them
     :raises ConfigurationError: two locations map to the same version table
     """
     by_path: dict[Path, Location] = {}
     for spec in specs:
-        location = resolve_location(spec, here)
+        convention = kotti_specs is None or spec in kotti_specs
+        location = resolve_location(spec, here, convention, overrides)
         by_path.setdefault(location.path, location)
     locations = sorted(
         by_path.values(), key=lambda loc: 0 if loc.spec == KOTTI_LOCATION else 1
@@ -197,16 +335,27 @@ def resolve_locations(
     for location in locations:
         other = by_table.get(location.version_table)
         if other is not None:
-            raise ConfigurationError(
-                f"locations {other.spec!r} and {location.spec!r} both use the "
-                f"version table {location.version_table!r}"
-            )
+            raise clash(other, location)
         by_table[location.version_table] = location
     return locations
 
 
+def clash(one: Location, other: Location) -> ConfigurationError:
+    """Two locations would write the same version table."""
+    return ConfigurationError(
+        f"locations {one.spec!r} and {other.spec!r} both use the version table "
+        f"{one.version_table!r} ({one.table_reason}; {other.table_reason}); give one of them "
+        f"its own: version_table='...' in its env.py's context.configure(), or the setting "
+        f"kotti_migrate.version_table.<package>"
+    )
+
+
 def find_location(
-    locations: Sequence[Location], spec: str, here: str | os.PathLike[str] | None = None
+    locations: Sequence[Location],
+    spec: str,
+    here: str | os.PathLike[str] | None = None,
+    kotti_convention: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Location:
     """Pick a location by spec, package name or path among the registered ones.
 
@@ -219,15 +368,12 @@ def find_location(
     for location in locations:
         if spec in (location.spec, location.package):
             return location
-    candidate = resolve_location(spec, here)
+    candidate = resolve_location(spec, here, kotti_convention, overrides)
     for location in locations:
         if location.path == candidate.path:
             return location
         if location.version_table == candidate.version_table:
-            raise ConfigurationError(
-                f"locations {location.spec!r} and {candidate.spec!r} both use "
-                f"the version table {candidate.version_table!r}"
-            )
+            raise clash(location, candidate)
     return candidate
 
 

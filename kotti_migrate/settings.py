@@ -24,6 +24,13 @@ Settings (all optional):
 ``kotti_migrate.tables.<package>``
     Whitespace separated table names that belong to the location of
     ``<package>``; overrides what is derived from where models are defined.
+``kotti_migrate.version_table.<package>``
+    The version table of the location of ``<package>``; overrides what is
+    read from its ``env.py`` (see :func:`kotti_migrate.locations.version_table_of`).
+``kotti_migrate.config_file``
+    The app's ini file (default: the one PasteDeploy loads the app from):
+    ``config.config_file_name`` of a location's own ``env.py``; its
+    ``[alembic]`` section is read.
 """
 
 from __future__ import annotations
@@ -283,6 +290,41 @@ def _use_line(path: str, section: str) -> str | None:
         return parser.get(f"app:{section}", "use").strip() or None
     except (configparser.Error, OSError, UnicodeError):
         return None
+def pastedeploy_config_file() -> str | None:
+    """The ini file PasteDeploy is loading the app from, when called while it does.
+
+    ``pserve``, ``pyramid.paster.get_app`` and other PasteDeploy loaders call
+    the app factory with a ``global_config`` holding ``__file__``; Pyramid
+    keeps none of it, so it is read from PasteDeploy's loader context up the
+    call stack.  None when the app is not being loaded by PasteDeploy.
+    """
+    import sys
+
+    try:
+        from paste.deploy.loadwsgi import LoaderContext
+    except ImportError:  # pragma: no cover - Pyramid depends on PasteDeploy via plaster
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        context = frame.f_locals.get("context")
+        if isinstance(context, LoaderContext):
+            path = (getattr(context, "global_conf", None) or {}).get("__file__")
+            if path and os.path.isfile(path):
+                return os.path.abspath(path)
+        frame = frame.f_back
+    return None
+
+
+def alembic_ini_options(path: str, section: str = "alembic") -> dict[str, str]:
+    """The options of the ini file's ``[alembic]`` section, as Alembic reads them
+    (``%(here)s`` interpolated); empty when the file or section is missing."""
+    from alembic.config import Config
+
+    try:
+        config = Config(path, ini_section=section)
+        return dict(config.get_section(section) or {})
+    except Exception:  # an unreadable file is reported when the app is loaded
+        return {}
 
 
 def _prepend_sys_path(path: str) -> None:

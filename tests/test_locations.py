@@ -105,3 +105,95 @@ def test_two_locations_same_version_table_is_an_error(tmp_path):
         resolve_locations([str(a), str(b)])
     message = str(info.value)
     assert str(a) in message and str(b) in message and "addon_alembic_version" in message
+
+
+# -- which version table a location's env.py writes (README "Migration locations") ---------
+
+STOCK_ENV = """\
+from alembic import context
+from sqlalchemy import engine_from_config
+
+config = context.config
+
+
+def run_migrations_online():
+    engine = engine_from_config(config.get_section(config.config_ini_section), prefix="sqlalchemy.")
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=None{extra})
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations_online()
+"""
+
+
+def env_with(tmp_path, package, extra="", source=None):
+    folder = make_env(tmp_path, package, "alembic")
+    (folder / "env.py").write_text(source if source is not None else STOCK_ENV.format(extra=extra))
+    return folder
+
+
+def test_own_env_py_naming_no_version_table_shares_alembic_version(tmp_path):
+    folder = env_with(tmp_path, "pyramid_app")
+    loc = resolve_location(str(folder), kotti_convention=False)
+    assert loc.version_table == "alembic_version" and loc.needs_ini
+    assert "names no version_table" in loc.table_reason
+
+
+def test_kotti_add_on_with_stock_env_py_keeps_its_package_table(tmp_path):
+    """Kotti's tool handed <package>_alembic_version to such an env.py: that record stays."""
+    folder = env_with(tmp_path, "kotti_pdf")
+    loc = resolve_location(str(folder), kotti_convention=True)
+    assert loc.version_table == "kotti_pdf_alembic_version" and not loc.needs_ini
+
+
+@pytest.mark.parametrize("convention", [True, False])
+def test_literal_version_table_in_env_py_is_used(tmp_path, convention):
+    folder = env_with(tmp_path, "app_a", extra=', version_table="app_a_versions"')
+    assert resolve_location(str(folder), kotti_convention=convention).version_table == "app_a_versions"
+    source = "VERSIONS = 'app_b_versions'\n" + STOCK_ENV.format(extra=", version_table=VERSIONS")
+    folder = env_with(tmp_path, "app_b", source=source)
+    assert resolve_location(str(folder), kotti_convention=convention).version_table == "app_b_versions"
+
+
+def test_env_py_delegating_to_kotti_migrate_keeps_package_table(tmp_path):
+    folder = env_with(tmp_path, "addon", source="from kotti_migrate.environment import run_environment\n")
+    loc = resolve_location(str(folder), kotti_convention=False)
+    assert loc.version_table == "addon_alembic_version" and not loc.needs_ini
+
+
+def test_computed_version_table_needs_the_setting(tmp_path):
+    folder = env_with(tmp_path, "app_c", extra=", version_table=config.get_main_option('vt')")
+    with pytest.raises(ConfigurationError, match=r"kotti_migrate\.version_table\.app_c = <table>"):
+        resolve_location(str(folder), kotti_convention=False)
+    loc = resolve_location(
+        str(folder), kotti_convention=False, overrides={"kotti_migrate.version_table.app_c": "vt_c"}
+    )
+    assert loc.version_table == "vt_c"
+
+
+def test_two_env_pys_writing_alembic_version_are_an_error_naming_both(tmp_path):
+    a = env_with(tmp_path, "app_one")
+    b = env_with(tmp_path, "app_two")
+    with pytest.raises(ConfigurationError) as info:
+        resolve_locations([str(a), str(b)], kotti_specs=())
+    message = str(info.value)
+    assert str(a) in message and str(b) in message and "'alembic_version'" in message
+    # Managed the way Kotti's tool does, each keeps its own table.
+    tables = [loc.version_table for loc in resolve_locations([str(a), str(b)])]
+    assert tables == ["app_one_alembic_version", "app_two_alembic_version"]
+
+
+@pytest.mark.kotti
+def test_kotti_site_keeps_package_tables_for_kotti_alembic_dirs(tmp_path):
+    from kotti_migrate import Migrations
+
+    addon = env_with(tmp_path, "kotti_pdf")
+    migrations = Migrations(
+        {"sqlalchemy.url": f"sqlite:///{tmp_path}/x.db", "kotti.alembic_dirs": f"kotti:alembic {addon}"}
+    )
+    assert [loc.version_table for loc in migrations.locations] == [
+        "kotti_alembic_version",
+        "kotti_pdf_alembic_version",
+    ]

@@ -1,0 +1,2 @@
+def includeme(config):
+    config.add_route("home", "/")
