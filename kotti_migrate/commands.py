@@ -650,13 +650,13 @@ class Migrations:
             return RunReport(loc, (), (), recorder.applied, output)
         with self.lock():
             before = self.current_revisions(loc) or ()
+            self._check_rows(loc, scripts, before)
             if revision.startswith("-") and len(before) > 1:
                 # Alembic would pick one of the heads at random (with a warning).
                 raise RevisionError(
                     f"location {loc.spec!r}: downgrade {revision} is ambiguous, the database is at "
                     f"several heads ({', '.join(before)}); give a revision, e.g. {before[0]}@{revision}"
                 )
-            self._check_rows(loc, scripts, before)
             steps = self._run_each(
                 loc, fn, lambda: scripts._downgrade_revs(revision, before), destination_rev=revision
             )
