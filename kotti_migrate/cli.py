@@ -131,9 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 class Runner:
     """Runs one parsed command and writes its output."""
 
-    def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
+    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> None:
         self.args = args
         self.out = out
+        self.err = err or sys.stderr
         self._migrations: Migrations | None = None
 
     def echo(self, text: str = "") -> None:
@@ -143,7 +144,12 @@ class Runner:
     def migrations(self) -> Migrations:
         if self._migrations is None:
             self._migrations = Migrations.from_config_uri(self.args.config_uri)
+            # Commands that write wait for start-up (or another kotti-migrate): say so.
+            self._migrations.on_lock_wait = self.waiting
         return self._migrations
+
+    def waiting(self, message: str) -> None:
+        print(f"kotti-migrate: {message}", file=self.err, flush=True)
 
     def default_location(self) -> Location:
         """``--scripts``, else Kotti's location, else the only registered one."""
@@ -432,7 +438,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as exc:  # --help: argparse printed it and exits
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     verbose = bool(getattr(args, "verbose", False))
-    runner = Runner(args, out)
+    runner = Runner(args, out, err)
     handler: Callable[[], int] = getattr(runner, f"cmd_{args.command}")
     url = None
     try:

@@ -25,7 +25,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
@@ -172,6 +172,11 @@ class Migrations:
         self._engine = engine
         self._owns_engine = engine is None
         self._scripts: dict[Path, LocationScripts] = {}
+        #: The ini file the site was loaded from, named in advice (``kotti-migrate <ini> ...``).
+        self.config_uri: str | None = None
+        #: Called with a message when a verb that writes has to wait for the
+        #: database lock (another process holds it): the CLI prints it.
+        self.on_lock_wait: Callable[[str], None] | None = None
 
     def _ini_script_location(self) -> str | None:
         """``script_location`` of the ini's ``[alembic]`` section, as a spec for ``here``."""
@@ -191,7 +196,33 @@ class Migrations:
     def from_config_uri(cls, config_uri: str) -> Migrations:
         """Load a site from an ini file (``app.ini`` or ``app.ini#section``)."""
         app = load_app(config_uri)
-        return cls(app.settings, app.registry, here=app.here, config_file=app.config_file)
+        migrations = cls(app.settings, app.registry, here=app.here, config_file=app.config_file)
+        migrations.config_uri = config_uri
+        return migrations
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the database-wide lock that start-up holds (re-entrant per thread).
+
+        Every verb that writes takes it, so the CLI and starting workers
+        never migrate at the same time; a verb reads the database's state
+        only once it holds the lock.  Waits at most ``kotti_migrate.lock_timeout``
+        seconds, telling :attr:`on_lock_wait` when it has to wait.
+
+        :raises LockTimeout: the lock was not acquired in time
+        """
+        with database.database_lock(self.engine, self.options.lock_timeout, self.on_lock_wait):
+            yield
+
+    def command(self, arguments: str) -> str:
+        """The ``kotti-migrate`` command line with ``arguments``, for advice in messages."""
+        ini = self.settings.get("kotti_migrate.config_file") or self.config_uri
+        if not ini:
+            ini = next(
+                (a for a in sys.argv[1:] if a.endswith(".ini") and os.path.isfile(a.split("#")[0])),
+                "<config.ini>",
+            )
+        return f"kotti-migrate {ini} {arguments}"
 
     # -- what the site is made of --------------------------------------------
 
@@ -437,13 +468,18 @@ class Migrations:
     ) -> MigrationFailed:
         revision = recorder.failed_revision
         output = captured.getvalue()
+        ran_nothing = exc is None and not recorder.called and not output.strip()
         if exc is None:
             last = _last_error_line(output)
-            reason = (
-                f"{last} (reported and rolled back by its env.py)"
-                if last
-                else "its env.py handled the error and rolled back"
-            )
+            if last:
+                reason = f"{last} (reported and rolled back by its env.py)"
+            elif ran_nothing:
+                reason = (
+                    f"its env.py ({location.env_py}) ran no migrations: it returned without "
+                    f"calling context.run_migrations() (check the conditions it runs them under)"
+                )
+            else:
+                reason = "its env.py handled the error and rolled back"
             reason = database.scrub(reason, self.engine.url)
         else:
             text = str(exc).strip().splitlines()
@@ -463,8 +499,21 @@ class Migrations:
             what = "its env.py in offline (--sql) mode"
         else:
             what = "the migration environment"
+        backend = self.engine.url.get_backend_name()
+        if revision and not sql and backend in ("mysql", "mariadb"):
+            # Their DDL commits by itself: the failed revision's schema
+            # changes up to the error stay, without its version row.
+            previous = ", ".join(current) or "base"
+            where += (
+                f"; {backend} cannot roll back schema changes, so revision {revision} may be "
+                f"half-applied: inspect the database and undo what it did, make sure the version "
+                f"table says {previous} ("
+                + self.command(f"stamp --scripts={location.spec} --purge --rev {previous}")
+                + "), fix the revision and upgrade again"
+            )
+        failed = "" if ran_nothing else f"{what} failed: "
         error = MigrationFailed(
-            f"location {location.spec!r}: {what} failed: {reason}{where}",
+            f"location {location.spec!r}: {failed}{reason}{where}",
             location=location.spec,
             revision=revision,
             current=current,
@@ -593,54 +642,117 @@ class Migrations:
     ) -> list[RunReport]:
         """Upgrade one location, or all in order, to ``revision`` (all heads by default).
 
+        Each revision commits on its own, with its version row: a failing
+        revision leaves the database at the one before it (on databases
+        that can roll back DDL: not MySQL/MariaDB).  Holds the database lock
+        (see :meth:`lock`) and reads where the database stands once it holds it.
+
         With ``sql``, the SQL is returned instead of run; it starts from the
         database's current revision (or ``START:END`` given as ``revision``).
         """
         selected = self._selected(location)
-        if not sql and self.builds_from_models(selected) and self.is_fresh():
-            # Kotti's first revision alters tables that no revision creates: its
-            # migrations cannot build the schema.  Refuse before writing anything.
-            raise ConfigurationError(
-                f"database {database.mask_url(self.engine.url)} is empty and Kotti's migrations "
-                "cannot create its tables: start the app, or run kotti-migrate <config_uri> upgrade "
-                "(without --rev), which creates and stamps it as start-up does"
-            )
-        reports = []
-        for loc in selected:
-            scripts = self.scripts(loc)
-            starting_rev, destination = None, revision
-            if sql and ":" in revision:
-                starting_rev, destination = revision.split(":", 1)
-                self._resolve(scripts, loc, starting_rev)
-            self._resolve(scripts, loc, destination)
-            before = self.current_revisions(loc) or () if not sql or starting_rev is None else ()
-            if sql and starting_rev is None:
-                if set(before) == set(scripts.get_heads()) and destination in ("head", "heads"):
-                    reports.append(RunReport(loc, before, before, [], ""))
-                    continue
-                if len(before) > 1:
-                    raise RevisionError(
-                        f"location {loc.spec!r}: the database has several heads; "
-                        f"give --rev START:END for --sql"
-                    )
-                starting_rev = before[0] if before else None
+        with self.lock() if not sql else contextlib.nullcontext():
+            if not sql and self.builds_from_models(selected) and self.is_fresh():
+                # Kotti's first revision alters tables that no revision creates: its
+                # migrations cannot build the schema.  Refuse before writing anything.
+                raise ConfigurationError(
+                    f"database {database.mask_url(self.engine.url)} is empty and Kotti's migrations "
+                    "cannot create its tables: start the app, or run kotti-migrate <config_uri> "
+                    "upgrade (without --rev), which creates and stamps it as start-up does"
+                )
+            return [self._upgrade(loc, revision, sql) for loc in selected]
 
-            def fn(
-                rev: Any, context: Any, scripts: LocationScripts = scripts, destination: str = destination
-            ) -> Any:
-                return scripts._upgrade_revs(destination, rev)
+    def _upgrade(self, loc: Location, revision: str, sql: bool) -> RunReport:
+        scripts = self.scripts(loc)
+        starting_rev, destination = None, revision
+        if sql and ":" in revision:
+            starting_rev, destination = revision.split(":", 1)
+            self._resolve(scripts, loc, starting_rev)
+        self._resolve(scripts, loc, destination)
+        before = self.current_revisions(loc) or () if not sql or starting_rev is None else ()
+        if sql and starting_rev is None:
+            if set(before) == set(scripts.get_heads()) and destination in ("head", "heads"):
+                return RunReport(loc, before, before, [], "")
+            if len(before) > 1:
+                raise RevisionError(
+                    f"location {loc.spec!r}: the database has several heads; "
+                    f"give --rev START:END for --sql"
+                )
+            starting_rev = before[0] if before else None
 
+        def fn(rev: Any, context: Any) -> Any:
+            return scripts._upgrade_revs(destination, rev)
+
+        if sql:
             recorder, output = self._run(
                 loc, fn, sql=sql, starting_rev=starting_rev, destination_rev=destination
             )
-            after = before if sql else (self.current_revisions(loc) or ())
-            reports.append(RunReport(loc, before, after, recorder.applied, output))
-        return reports
+            return RunReport(loc, before, before, recorder.applied, output)
+        self._check_rows(loc, scripts, before)
+        steps = self._run_each(
+            loc, fn, lambda: scripts._upgrade_revs(destination, before), destination_rev=destination
+        )
+        return RunReport(loc, before, self.current_revisions(loc) or (), steps)
+
+    def _run_each(
+        self, location: Location, fn: Any, plan: Callable[[], list[Any]], **kw: Any
+    ) -> list[StepReport]:
+        """Run the steps of ``plan`` one per environment run: one transaction each.
+
+        An ``env.py`` runs all the steps it is given in one transaction
+        (Kotti's, Alembic's stock one on PostgreSQL, and kotti_migrate's own
+        on Kotti's ``DBSession``), so a failing revision would take the good
+        ones before it down with it; given one step at a time, each revision
+        and its version row commit (or roll back) together.  A plan that
+        cannot be made runs ``fn`` in one run, which reports why.
+        """
+        try:
+            steps = plan()
+        except (CommandError, AlembicRevisionError):
+            steps = None
+        if not steps:  # one run: creates a missing version table, reports what is wrong
+            recorder, _ = self._run(location, fn, **kw)
+            return recorder.applied
+        applied: list[StepReport] = []
+        for step in steps:
+            recorder, _ = self._run(location, lambda rev, context, step=step: [step], **kw)
+            applied.extend(recorder.applied)
+        return applied
+
+    def _check_rows(self, location: Location, scripts: LocationScripts, current: Sequence[str]) -> None:
+        """Refuse a version table whose rows contradict each other (one an ancestor of another).
+
+        Alembic keeps one row per branch; two rows on one line of history
+        (left by a tool that failed halfway, or by hand) would end in an
+        Alembic internal error.
+        """
+        if len(current) < 2:
+            return
+        try:
+            lines = {
+                rev: {s.revision for s in scripts.revision_map.iterate_revisions(rev, "base") if s}
+                for rev in current
+            }
+        except (CommandError, AlembicRevisionError):
+            return  # unknown revisions: reported where they are met
+        for older in current:
+            for newer in current:
+                if older != newer and older in lines[newer]:
+                    raise RevisionError(
+                        f"location {location.spec!r}: its version table {location.version_table} "
+                        f"has {len(current)} rows ({', '.join(current)}) but {older} is an ancestor "
+                        f"of {newer}, and one line of history has one current revision; check which "
+                        f"revision the schema is at and record only that one: "
+                        + self.command(f"stamp --scripts={location.spec} --purge --rev {newer}")
+                    )
 
     def downgrade(
         self, location: Location | str | None, revision: str, sql: bool = False
     ) -> RunReport:
-        """Downgrade one location to ``revision`` (``base``, an id, ``-1``...)."""
+        """Downgrade one location to ``revision`` (``base``, an id, ``-1``...).
+
+        One transaction per revision, under the database lock, as :meth:`upgrade`.
+        """
         loc = self.location(location)
         scripts = self.scripts(loc)
         starting_rev = None
@@ -649,22 +761,28 @@ class Migrations:
                 raise RevisionError("downgrade with --sql needs a range START:END")
             starting_rev, revision = revision.split(":", 1)
         self._resolve(scripts, loc, revision)
-        before = () if sql else (self.current_revisions(loc) or ())
-        if revision.startswith("-") and len(before) > 1:
-            # Alembic would pick one of the heads at random (with a warning).
-            raise RevisionError(
-                f"location {loc.spec!r}: downgrade {revision} is ambiguous, the database is at "
-                f"several heads ({', '.join(before)}); give a revision, e.g. {before[0]}@{revision}"
-            )
 
         def fn(rev: Any, context: Any) -> Any:
             return scripts._downgrade_revs(revision, rev)
 
-        recorder, output = self._run(
-            loc, fn, sql=sql, starting_rev=starting_rev, destination_rev=revision
-        )
-        after = () if sql else (self.current_revisions(loc) or ())
-        return RunReport(loc, before, after, recorder.applied, output)
+        if sql:
+            recorder, output = self._run(
+                loc, fn, sql=sql, starting_rev=starting_rev, destination_rev=revision
+            )
+            return RunReport(loc, (), (), recorder.applied, output)
+        with self.lock():
+            before = self.current_revisions(loc) or ()
+            self._check_rows(loc, scripts, before)
+            if revision.startswith("-") and len(before) > 1:
+                # Alembic would pick one of the heads at random (with a warning).
+                raise RevisionError(
+                    f"location {loc.spec!r}: downgrade {revision} is ambiguous, the database is at "
+                    f"several heads ({', '.join(before)}); give a revision, e.g. {before[0]}@{revision}"
+                )
+            steps = self._run_each(
+                loc, fn, lambda: scripts._downgrade_revs(revision, before), destination_rev=revision
+            )
+            return RunReport(loc, before, self.current_revisions(loc) or (), steps)
 
     def stamp(
         self,
@@ -673,7 +791,10 @@ class Migrations:
         sql: bool = False,
         purge: bool = False,
     ) -> RunReport:
-        """Record ``revision`` without running migrations (``None``/``base`` clears)."""
+        """Record ``revision`` without running migrations (``None``/``base`` clears).
+
+        Holds the database lock (see :meth:`lock`) unless ``sql``.
+        """
         loc = self.location(location)
         scripts = self.scripts(loc)
         if revision is None or revision == "None":
@@ -681,20 +802,28 @@ class Migrations:
         revisions = (revision,) if isinstance(revision, str) else tuple(revision)
         for rev in revisions:
             self._resolve(scripts, loc, rev)
-        before = () if sql else (self.current_revisions(loc) or ())
 
         def fn(rev: Any, context: Any) -> Any:
             return scripts._stamp_revs(revisions if len(revisions) > 1 else revisions[0], rev)
 
-        recorder, output = self._run(
-            loc, fn, sql=sql, starting_rev=None, destination_rev=revisions[-1], purge=purge
-        )
-        after = () if sql else (self.current_revisions(loc) or ())
-        return RunReport(loc, before, after, recorder.applied, output)
+        if sql:
+            recorder, output = self._run(
+                loc, fn, sql=sql, starting_rev=None, destination_rev=revisions[-1], purge=purge
+            )
+            return RunReport(loc, (), (), recorder.applied, output)
+        with self.lock():
+            before = self.current_revisions(loc) or ()
+            if not purge:
+                self._check_rows(loc, scripts, before)
+            recorder, output = self._run(
+                loc, fn, sql=sql, starting_rev=None, destination_rev=revisions[-1], purge=purge
+            )
+            return RunReport(loc, before, self.current_revisions(loc) or (), recorder.applied, output)
 
     def stamp_heads(self) -> list[RunReport]:
-        """Stamp every location at its head(s): one row per head."""
-        return [self.stamp(loc, "heads") for loc in self.locations]
+        """Stamp every location at its head(s): one row per head (under the database lock)."""
+        with self.lock():
+            return [self.stamp(loc, "heads") for loc in self.locations]
 
     # -- writing revision files --------------------------------------------------
 

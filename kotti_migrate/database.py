@@ -15,7 +15,8 @@ import os
 import re
 import threading
 import time
-from typing import Iterator, Mapping, Sequence
+import urllib.parse
+from typing import Callable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -66,12 +67,38 @@ def engine_from_settings(settings: Mapping[str, object]) -> Engine:
     if not url:
         raise ConfigurationError("setting 'sqlalchemy.url' is missing")
     try:
-        return sa.engine_from_config(dict(settings), prefix="sqlalchemy.")
+        engine = sa.engine_from_config(dict(settings), prefix="sqlalchemy.")
     except Exception as exc:
         raise ConfigurationError(
             f"cannot create a database engine for {mask_url(str(url))}: "
             f"{scrub(str(exc), str(url))}"
         ) from None
+    if engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite":
+        transactional_sqlite(engine)
+    return engine
+
+
+def transactional_sqlite(engine: Engine) -> None:
+    """Make the SQLite engine's transactions hold DDL too.
+
+    The ``sqlite3`` driver opens transactions by itself, and only before
+    ``INSERT``/``UPDATE``/``DELETE``: a ``CREATE``/``ALTER`` issued first runs
+    outside any transaction and is committed at once, so a revision that
+    fails halfway would leave its schema changes behind without its version
+    row.  Here the driver opens none and SQLAlchemy's ``begin`` emits
+    ``BEGIN`` (the recipe of SQLAlchemy's SQLite dialect documentation):
+    a revision's DDL and its version row commit or roll back together.
+    Statements run outside a SQLAlchemy transaction commit one by one, as
+    before.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: object, connection_record: object) -> None:
+        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 def unreachable(engine: Engine, exc: BaseException) -> DatabaseError:
@@ -151,13 +178,15 @@ def read_records(
 
 # -- the start-up lock ---------------------------------------------------------
 
-_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks: dict[str, threading.RLock] = {}
 _thread_locks_guard = threading.Lock()
+#: Per thread: how many times it holds the lock of each database (re-entrance).
+_held = threading.local()
 
 
-def _thread_lock(key: str) -> threading.Lock:
+def _thread_lock(key: str) -> threading.RLock:
     with _thread_locks_guard:
-        return _thread_locks.setdefault(key, threading.Lock())
+        return _thread_locks.setdefault(key, threading.RLock())
 
 
 def _advisory_key() -> int:
@@ -165,38 +194,60 @@ def _advisory_key() -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+#: Called once when the lock is held by another process or thread and has to be waited for.
+OnWait = Callable[[str], None]
+
+
 @contextlib.contextmanager
-def database_lock(engine: Engine, timeout: float) -> Iterator[None]:
+def database_lock(engine: Engine, timeout: float, on_wait: OnWait | None = None) -> Iterator[None]:
     """Hold a database-wide lock for start-up work, waiting at most ``timeout`` s.
 
     - PostgreSQL: a session-level advisory lock on a dedicated connection;
       held by the database, so it serialises workers on every host.
     - SQLite: an exclusive ``flock`` on ``<database file>.kotti_migrate.lock``
-      (every process on the host that opens the same file).
+      (every process on the host that opens the same file); none for a
+      database in memory.
     - MySQL / MariaDB: ``GET_LOCK``.
     - Other databases: only processes of one host are not serialised; a
       warning is logged.
 
-    Threads of one process are serialised in every case.
+    Threads of one process are serialised in every case.  The lock is
+    re-entrant: a thread holding it (start-up) may take it again (the
+    upgrade it calls) without waiting.
 
+    :param on_wait: called with a message (naming the database, its
+        password masked) once, when another process or thread holds the lock
+        and it has to be waited for; the message is logged at INFO as well
     :raises LockTimeout: the lock was not acquired within ``timeout``
     """
     url = engine.url
     key = mask_url(url)
+    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+    if depth.get(key):
+        depth[key] += 1
+        try:
+            yield
+        finally:
+            depth[key] -= 1
+        return
     deadline = time.monotonic() + timeout
+    waiting = _Waiting(engine, on_wait)
     thread_lock = _thread_lock(key)
-    if not thread_lock.acquire(timeout=max(timeout, 0)):
-        raise _timeout(engine, timeout)
+    if not thread_lock.acquire(blocking=False):
+        waiting.notify()
+        if not thread_lock.acquire(timeout=max(timeout, 0)):
+            raise _timeout(engine, timeout)
+    depth[key] = 1
     try:
         backend = url.get_backend_name()
         if backend == "postgresql":
-            with _pg_lock(engine, deadline, timeout):
+            with _pg_lock(engine, deadline, timeout, waiting):
                 yield
         elif backend == "sqlite":
-            with _file_lock(url, engine, deadline, timeout):
+            with _file_lock(url, engine, deadline, timeout, waiting):
                 yield
         elif backend in ("mysql", "mariadb"):
-            with _mysql_lock(engine, deadline, timeout):
+            with _mysql_lock(engine, deadline, timeout, waiting):
                 yield
         else:
             log.warning(
@@ -206,7 +257,29 @@ def database_lock(engine: Engine, timeout: float) -> Iterator[None]:
             )
             yield
     finally:
+        depth[key] = 0
         thread_lock.release()
+
+
+class _Waiting:
+    """Tells (once) that the lock is taken and will be waited for."""
+
+    def __init__(self, engine: Engine, on_wait: OnWait | None) -> None:
+        self.engine = engine
+        self.on_wait = on_wait
+        self.told = False
+
+    def notify(self) -> None:
+        if self.told:
+            return
+        self.told = True
+        message = (
+            f"waiting for the kotti_migrate lock on {mask_url(self.engine.url)} "
+            f"(held by another process) ..."
+        )
+        log.info("kotti_migrate: %s", message)
+        if self.on_wait is not None:
+            self.on_wait(message)
 
 
 def _timeout(engine: Engine, timeout: float) -> LockTimeout:
@@ -225,7 +298,7 @@ def _end_transaction(connection: Connection) -> None:
 
 
 @contextlib.contextmanager
-def _pg_lock(engine: Engine, deadline: float, timeout: float) -> Iterator[None]:
+def _pg_lock(engine: Engine, deadline: float, timeout: float, waiting: _Waiting) -> Iterator[None]:
     key = _advisory_key()
     with connect(engine) as connection:
         # Outside any transaction (SQLAlchemy 1.4's legacy mode would leave one
@@ -242,6 +315,7 @@ def _pg_lock(engine: Engine, deadline: float, timeout: float) -> Iterator[None]:
                 break
             if time.monotonic() >= deadline:
                 raise _timeout(engine, timeout)
+            waiting.notify()
             time.sleep(0.05)
         try:
             yield
@@ -253,12 +327,15 @@ def _pg_lock(engine: Engine, deadline: float, timeout: float) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _mysql_lock(engine: Engine, deadline: float, timeout: float) -> Iterator[None]:
+def _mysql_lock(engine: Engine, deadline: float, timeout: float, waiting: _Waiting) -> Iterator[None]:
     with connect(engine) as connection:
-        got = connection.execute(
-            sa.text("SELECT GET_LOCK(:name, :timeout)"),
-            {"name": LOCK_NAME, "timeout": max(0, math.ceil(deadline - time.monotonic()))},
-        ).scalar()
+        sql = sa.text("SELECT GET_LOCK(:name, :timeout)")
+        got = connection.execute(sql, {"name": LOCK_NAME, "timeout": 0}).scalar()
+        if not got:
+            waiting.notify()
+            got = connection.execute(
+                sql, {"name": LOCK_NAME, "timeout": max(0, math.ceil(deadline - time.monotonic()))}
+            ).scalar()
         if not got:
             raise _timeout(engine, timeout)
         try:
@@ -268,13 +345,38 @@ def _mysql_lock(engine: Engine, deadline: float, timeout: float) -> Iterator[Non
                 connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
 
 
+def sqlite_file(url: sa.engine.URL) -> str | None:
+    """The file a SQLite URL opens, as an absolute path; None for a database in memory.
+
+    As the ``sqlite3`` driver opens it: a plain name is relative to the
+    working directory; with ``?uri=true`` the name is a SQLite URI
+    (``file:/abs/x.db``, ``file:rel.db``, ``file:///abs/x.db``,
+    ``file::memory:``, ``?mode=memory``), percent-decoded.
+    """
+    database = url.database or ""
+    query = {key: str(value) for key, value in url.query.items()}
+    if str(query.get("uri", "")).lower() in ("true", "1", "yes", "on"):
+        if query.get("mode") == "memory":
+            return None
+        if database.startswith("file:"):
+            database = database[len("file:"):]
+            if database.startswith("//"):  # file://[host]/path: the host must be empty or localhost
+                database = "/" + database[2:].partition("/")[2]
+            database = urllib.parse.unquote(database.partition("#")[0])
+    if database in ("", ":memory:"):
+        return None
+    return os.path.realpath(database)
+
+
 @contextlib.contextmanager
-def _file_lock(url: sa.engine.URL, engine: Engine, deadline: float, timeout: float) -> Iterator[None]:
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file::memory:"):
+def _file_lock(
+    url: sa.engine.URL, engine: Engine, deadline: float, timeout: float, waiting: _Waiting
+) -> Iterator[None]:
+    database = sqlite_file(url)
+    if database is None:
         yield  # private to this process: the thread lock suffices
         return
-    lock_path = os.path.abspath(database) + ".kotti_migrate.lock"
+    lock_path = database + ".kotti_migrate.lock"
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -287,6 +389,7 @@ def _file_lock(url: sa.engine.URL, engine: Engine, deadline: float, timeout: flo
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise _timeout(engine, timeout) from None
+                waiting.notify()
                 time.sleep(0.05)
         try:
             yield

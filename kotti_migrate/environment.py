@@ -60,12 +60,15 @@ class StepRecorder:
 
     applied: list[StepReport] = field(default_factory=list)
     pending_step: Any = None
+    #: True once Alembic asked for the steps: the env.py ran its migrations.
+    called: bool = False
     #: True once Alembic asked for every step: the run got to its end.
     finished: bool = False
     _started: float = 0.0
 
     def wrap(self, fn: Callable[[Any, Any], Iterable[Any]]) -> Callable[[Any, Any], Iterator[Any]]:
         def steps(heads: Any, context: Any) -> Iterator[Any]:
+            self.called = True
             for step in fn(heads, context) or ():
                 self.pending_step = step
                 self._started = time.perf_counter()
