@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
+import time
 import traceback
 from typing import Any, Callable, Sequence, TextIO
 
@@ -55,6 +57,17 @@ def _location_options(parser: argparse.ArgumentParser, rev: bool = True, rev_req
         parser.add_argument("--rev", metavar="REV", required=rev_required, help="target revision")
 
 
+def _seconds(text: str) -> float:
+    """An ``argparse`` type: a finite number of seconds, zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``kotti-migrate``."""
     parser = _Parser(
@@ -93,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("stamp_heads", "record every location at its head(s) without migrating")
     p = add("status", "table of locations: current, head(s), pending (exit 3 when pending)")
     p.add_argument("--scripts", metavar="LOCATION", help="only this location")
+    p.add_argument("--json", action="store_true", help="one JSON document (keys: see README)")
+    p.add_argument(
+        "--wait", metavar="SECONDS", type=_seconds,
+        help="wait until every location is at its head(s), at most SECONDS (exit 3 if not)",
+    )  # fmt: skip
+    p = add("prepare", "do what start-up does (create, stamp, adopt, upgrade), then exit: a deploy step")
+    p.add_argument("--no-upgrade", action="store_true", help="create and stamp only, no migrations")
+    p = add("plan", "print what 'prepare' (or start-up) would do; change nothing (exit 3 if anything)")
+    p.add_argument("--no-upgrade", action="store_true", help="plan as start-up with auto_upgrade off")
+    p.add_argument("--sql", action="store_true", help="also print the SQL of the upgrades (offline mode)")
     p = add("current", "revisions recorded in the database")
     p.add_argument("--scripts", metavar="LOCATION", help="only this location")
     p = add("heads", "head revisions on disk")
@@ -259,32 +282,89 @@ class Runner:
         return EXIT_OK
 
     def cmd_status(self) -> int:
-        rows = [("LOCATION", "VERSION TABLE", "CURRENT", "HEAD(S)", "PENDING")]
-        pending = False
         m = self.migrations
-        if m.is_fresh():
-            pending = True
+        if self.args.wait is not None:
+            self.wait_for_heads(self.args.wait)
+        fresh = m.is_fresh()
+        statuses = m.status(self.selected())
+        pending = fresh or not all(st.up_to_date for st in statuses)
+        if self.args.json:
+            self.echo(json.dumps(status_document(m, statuses, fresh), indent=2))
+            return EXIT_PENDING if pending else EXIT_OK
+        if fresh:
             how = (
                 "start-up (or 'upgrade_all') creates its tables and stamps every location"
                 if m.creates_tables
                 else "start-up runs every location's migrations from base"
             )
             self.echo(f"empty database {database.mask_url(m.engine.url)}: {how}")
-        for st in self.migrations.status(self.selected()):
+        rows = [("LOCATION", "VERSION TABLE", "CURRENT", "HEAD(S)", "PENDING")]
+        for st in statuses:
             if st.current is None:
                 current = "(no version table)"
             else:
                 current = ", ".join(st.current) or "base"
-            if st.unknown:
-                count = "unknown revision"
-            else:
-                count = str(len(st.pending))
-            pending = pending or not st.up_to_date
+            count = "unknown revision" if st.unknown else str(len(st.pending))
             rows.append((st.location.spec, st.location.version_table, current, ", ".join(st.heads), count))
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         for row in rows:
             self.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
         return EXIT_PENDING if pending else EXIT_OK
+
+    def wait_for_heads(self, seconds: float) -> bool:
+        """Poll (the revision index and one query) until every location is at its head(s)."""
+        m = self.migrations
+        selected = [self.selected()] if self.selected() else m.locations
+        heads = {loc: set(m.index(loc).heads) for loc in selected}
+        deadline = time.monotonic() + seconds
+        while True:
+            current = m.current(self.selected())
+            if all(set(current[loc] or ()) == heads[loc] and current[loc] for loc in selected):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def cmd_prepare(self) -> int:
+        from .startup import run_startup
+
+        m = self.migrations
+        planned = run_startup(m, config_file=self.config_file(), auto_upgrade=not self.args.no_upgrade)
+        for decision in planned.decisions:
+            self.echo(f"{decision.location.spec}: {describe(decision)}")
+        if planned.created:
+            tables = ", ".join(planned.created)
+            self.echo(f"created {len(planned.created)} table(s) from the models: {tables}")
+        for report in planned.reports:
+            if report.steps and report.steps[0].direction != "stamp":
+                self.report(report, "Upgrading")
+        return EXIT_OK if all(st.up_to_date for st in m.status()) else EXIT_PENDING
+
+    def cmd_plan(self) -> int:
+        from .startup import preview
+
+        m = self.migrations
+        state, planned = preview(m, config_file=self.config_file(), auto_upgrade=not self.args.no_upgrade)
+        changes = False
+        for decision, loc_state in zip(planned.decisions, state.locations):
+            line = describe(decision, loc_state)
+            if decision.action in ("upgrade", "adopt"):
+                pending = [s for s in reversed(m.status(decision.location)[0].pending)]
+                if decision.reason in ("differ", "no-models") or loc_state.current is None:
+                    pending = list(reversed(m.history(decision.location)))
+                line += ": " + ", ".join(revision_label(s) for s in pending)
+            changes = changes or decision.action != "ok"
+            self.echo(f"{decision.location.spec}: {line}")
+            if self.args.sql and decision.action in ("upgrade", "adopt"):
+                for report in m.upgrade(decision.location, sql=True):
+                    self.report(report, "Upgrading")
+        if planned.error is not None:
+            self.echo(f"start-up would stop: {planned.error}")
+        return EXIT_PENDING if changes or planned.error is not None else EXIT_OK
+
+    def config_file(self) -> str:
+        path, _ = split_config_uri(self.args.config_uri)
+        return path
 
     def cmd_current(self) -> int:
         m = self.migrations
@@ -379,6 +459,53 @@ class Runner:
         self.echo(f"  first revision: kotti-migrate {self.args.config_uri} revision "
                   f"--scripts={self.args.scripts} -m \"...\"")
         return EXIT_OK
+
+
+def describe(decision: Any, state: Any = None) -> str:
+    """What a start-up decision does, in a few words (``plan`` and ``prepare``)."""
+    heads = ", ".join(state.heads) if state is not None else ""
+    current = ", ".join(state.current or ()) or "base" if state is not None else ""
+    if decision.action == "stamp":
+        what = {
+            "fresh": "fresh database: create its tables from the models, stamp at head",
+            "new": "new to this database: create its tables from the models, stamp at head",
+            "match": "its tables match the models: stamp at head",
+        }.get(decision.reason, "stamp at head")
+        return f"{what} {heads}".rstrip() if state is not None else what
+    if decision.action == "adopt":
+        return f"its tables exist and differ from the models: upgrade from base to {heads or 'head'}"
+    if decision.action == "upgrade":
+        return f"upgrade from {current if state is not None else 'its revision'} to {heads or 'head'}"
+    if decision.action == "ok":
+        return f"up to date at {heads}" if state is not None else "up to date"
+    return decision.message
+
+
+def status_document(migrations: Migrations, statuses: list[Any], fresh: bool) -> dict:
+    """``status --json``: stable keys, documented in README."""
+    return {
+        "up_to_date": not fresh and all(st.up_to_date for st in statuses),
+        "empty_database": fresh,
+        "locations": [
+            {
+                "location": st.location.spec,
+                "version_table": st.location.version_table,
+                "current": list(st.current) if st.current is not None else None,
+                "heads": list(st.heads),
+                "pending": [
+                    {"revision": s.revision, "message": _first_line(s.doc)} for s in reversed(st.pending)
+                ],
+                "unknown": list(st.unknown),
+                "up_to_date": st.up_to_date,
+            }
+            for st in statuses
+        ],
+    }
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _describe_diff(diff: Any) -> str:

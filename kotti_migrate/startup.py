@@ -156,6 +156,9 @@ class Plan:
 
     decisions: list[Decision] = field(default_factory=list)
     error: MigrateError | None = None
+    #: Filled by :func:`apply`: what the migrations did, and the tables create_all made.
+    reports: list[RunReport] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
 
     @property
     def held_back(self) -> set[str]:
@@ -275,8 +278,12 @@ def _cannot_serve(state: SiteState, result: Plan) -> MigrateError | None:
 # -- reading and applying ----------------------------------------------------------
 
 
-def read_state(migrations: Migrations, options: Options, config_file: str) -> SiteState:
+def read_state(
+    migrations: Migrations, options: Options, config_file: str, auto_upgrade: bool | None = None
+) -> SiteState:
     """Read what :func:`plan` needs (under the lock: another worker may just have acted)."""
+    if auto_upgrade is None:
+        auto_upgrade = options.auto_upgrade
     with database.connect(migrations.engine) as connection:
         existing, versions, fresh = database.read_records(
             connection, [loc.version_table for loc in migrations.locations]
@@ -299,7 +306,7 @@ def read_state(migrations: Migrations, options: Options, config_file: str) -> Si
     if creates_tables and any(s.current and not s.at_head for s in states):
         required = _missing_required(migrations, existing)
     return SiteState(
-        tuple(states), fresh, creates_tables, options.auto_upgrade, config_file, required, frozenset(existing)
+        tuple(states), fresh, creates_tables, auto_upgrade, config_file, required, frozenset(existing)
     )
 
 
@@ -330,6 +337,7 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
         if decision.action in ("upgrade", "adopt"):
             migrated = True
             for report in migrations.upgrade(decision.location):
+                planned.reports.append(report)
                 _log_report(report)
     held_back = planned.held_back
     if held_back:
@@ -340,7 +348,7 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
         )
     if state.creates_tables:
         existing = None if migrated else state.tables
-        created = _create_all(migrations, held_back, existing)
+        created = planned.created = _create_all(migrations, held_back, existing)
         if created:
             what = f"fresh database {database.mask_url(migrations.engine.url)}: " if state.fresh else ""
             log.info(
@@ -349,6 +357,7 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
             )  # fmt: skip
     for loc in planned.stamps:
         report = migrations.stamp(loc, "heads")
+        planned.reports.append(report)
         log.info(
             "kotti_migrate: %s stamped at %s", loc.spec, ", ".join(report.after) or "base (no revisions yet)"
         )
@@ -413,16 +422,20 @@ def config_file_of(settings: Mapping[str, Any]) -> str:
     )
 
 
-def run_startup(migrations: Migrations, config_file: str | None = None) -> Plan:
+def run_startup(
+    migrations: Migrations, config_file: str | None = None, auto_upgrade: bool | None = None
+) -> Plan:
     """Read, plan and apply under the database-wide start-up lock.
 
     In a Kotti site, Kotti's populators run under the lock too (so workers
     booting a fresh database together create the root document once).
+
+    :param auto_upgrade: overrides ``kotti_migrate.auto_upgrade`` (``prepare``)
     """
     options = migrations.options
     config_file = config_file or config_file_of(migrations.settings)
     with database.database_lock(migrations.engine, options.lock_timeout):
-        state = read_state(migrations, options, config_file)
+        state = read_state(migrations, options, config_file, auto_upgrade)
         planned = plan(state)
         apply(migrations, planned, state)
         if migrations.uses_kotti:
@@ -431,6 +444,15 @@ def run_startup(migrations: Migrations, config_file: str | None = None) -> Plan:
             behind = [d for d in planned.decisions if d.action == "warn"]
             run_populators(migrations, behind, config_file)
     return planned
+
+
+def preview(
+    migrations: Migrations, config_file: str | None = None, auto_upgrade: bool | None = None
+) -> tuple[SiteState, Plan]:
+    """What :func:`run_startup` would do, without doing it (reads only)."""
+    config_file = config_file or config_file_of(migrations.settings)
+    state = read_state(migrations, migrations.options, config_file, auto_upgrade)
+    return state, plan(state)
 
 
 def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decision]:
