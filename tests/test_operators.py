@@ -1,0 +1,153 @@
+"""Deploy tools: ``prepare``, ``plan``, ``status --json`` and ``status --wait``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import boot, cli, columns, execute, query, started, tables, versions
+
+KOTTI_HEAD = "814c4ec72f1"
+NOTES_FIRST, NOTES_HEAD = "a1b2c3d4e5f6", "b2c3d4e5f6a7"
+APP_FIRST, APP_HEAD = "e1000000000a", "e2000000000b"
+
+
+@pytest.mark.kotti
+def test_prepare_creates_a_fresh_kotti_site_and_is_idempotent(kotti_ini, db_url):
+    ini = kotti_ini(db_url)
+    result = cli(ini, "prepare")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert "kotti:alembic: fresh database: create its tables from the models, stamp at head" in lines
+    assert any(line.startswith("created ") and "nodes" in line for line in lines)
+    assert versions(db_url, "kotti_alembic_version") == [KOTTI_HEAD]
+    assert versions(db_url, "kotti_notes_alembic_version") == [NOTES_HEAD]
+    assert query(db_url, "SELECT count(*) FROM nodes WHERE parent_id IS NULL")[0][0] == 1  # populated
+
+    again = cli(ini, "prepare")
+    assert again.code == 0, again.err
+    assert again.out.splitlines()[:2] == ["kotti:alembic: up to date", "kotti_notes:alembic: up to date"]
+    assert "created" not in again.out
+    started(boot(ini))
+
+
+@pytest.mark.kotti
+def test_plan_then_prepare_on_a_site_with_pending_migrations(kotti_ini, db_url):
+    ini = kotti_ini(db_url)
+    started(boot(ini))
+    assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
+
+    planned = cli(ini, "plan")
+    assert planned.code == 3, planned.err
+    assert planned.out.splitlines() == [
+        f"kotti:alembic: up to date at {KOTTI_HEAD}",
+        f"kotti_notes:alembic: upgrade from {NOTES_FIRST} to {NOTES_HEAD}: {NOTES_HEAD} (Create note_links)",
+    ]
+    with_sql = cli(ini, "plan", "--sql")
+    assert "CREATE TABLE note_links" in with_sql.out
+    off = cli(ini, "plan", "--no-upgrade")
+    assert f"kotti_notes:alembic is at {NOTES_FIRST}, behind its head {NOTES_HEAD}" in off.out
+    assert "note_links" not in tables(db_url)  # plan changes nothing
+    assert versions(db_url, "kotti_notes_alembic_version") == [NOTES_FIRST]
+
+    short = cli(ini, "prepare", "--no-upgrade")
+    assert short.code == 3, short.err
+    assert versions(db_url, "kotti_notes_alembic_version") == [NOTES_FIRST]
+
+    done = cli(ini, "prepare")
+    assert done.code == 0, done.err
+    upgraded = f"Upgrading kotti_notes:alembic (kotti_notes_alembic_version): {NOTES_FIRST} -> {NOTES_HEAD}"
+    assert upgraded in done.out
+    assert f"upgrade {NOTES_HEAD} (Create note_links)" in done.out
+    assert columns(db_url, "note_links") == {"id", "note_id", "url"}
+    assert cli(ini, "plan").code == 0
+
+
+@pytest.mark.modern
+def test_plan_and_prepare_adopt_an_app_whose_tables_predate_its_migrations(modern_ini, db_url):
+    execute(db_url, "CREATE TABLE items (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(50) NOT NULL)")
+    ini = modern_ini(db_url)
+    planned = cli(ini, "plan")
+    assert planned.code == 3, planned.err
+    assert planned.out.splitlines() == [
+        "example_app:alembic: its tables exist and differ from the models: upgrade from base to "
+        f"{APP_HEAD}: {APP_FIRST} (Add Item.price), {APP_HEAD} (Create tags)"
+    ]
+    assert "example_app_alembic_version" not in tables(db_url)
+    done = cli(ini, "prepare")
+    assert done.code == 0, done.err
+    assert versions(db_url, "example_app_alembic_version") == [APP_HEAD]
+    assert "price" in columns(db_url, "items")
+
+
+@pytest.mark.kotti
+def test_status_json_document(kotti_ini, db_url):
+    ini = kotti_ini(db_url)
+    empty = json.loads(cli(ini, "status", "--json").out)
+    assert empty["empty_database"] is True and empty["up_to_date"] is False
+
+    started(boot(ini))
+    assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
+    result = cli(ini, "status", "--json")
+    assert result.code == 3
+    document = json.loads(result.out)
+    assert document["up_to_date"] is False and document["empty_database"] is False
+    kotti, notes = document["locations"]
+    assert kotti == {
+        "location": "kotti:alembic",
+        "version_table": "kotti_alembic_version",
+        "current": [KOTTI_HEAD],
+        "heads": [KOTTI_HEAD],
+        "pending": [],
+        "unknown": [],
+        "up_to_date": True,
+    }
+    assert notes["current"] == [NOTES_FIRST]
+    assert notes["pending"] == [{"revision": NOTES_HEAD, "message": "Create note_links"}]
+    assert notes["up_to_date"] is False
+
+    assert cli(ini, "upgrade", "--scripts=kotti_notes:alembic").code == 0
+    result = cli(ini, "status", "--json")
+    assert result.code == 0 and json.loads(result.out)["up_to_date"] is True
+
+
+@pytest.mark.kotti
+def test_status_wait_returns_when_a_migration_job_finished(kotti_ini, db_url):
+    ini = kotti_ini(db_url)
+    started(boot(ini))
+    assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
+
+    begun = time.monotonic()
+    assert cli(ini, "status", "--wait", "0").code == 3  # nothing changes: gives up at once
+    assert cli(ini, "status", "--wait", "1.5").code == 3
+    assert 1.4 < time.monotonic() - begun < 30
+
+    # A worker waiting for the migration job that another process runs a little later.
+    exe = Path(sys.executable).parent / "kotti-migrate"
+    waiter = subprocess.Popen(
+        [str(exe), str(ini), "status", "--wait", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    timer = threading.Timer(2, lambda: cli(ini, "upgrade", "--scripts=kotti_notes:alembic"))
+    timer.start()
+    try:
+        out, err = waiter.communicate(timeout=90)
+    finally:
+        timer.join()
+    assert waiter.returncode == 0, err
+    assert f"kotti_notes:alembic  kotti_notes_alembic_version  {NOTES_HEAD}" in out
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "inf"])
+def test_status_wait_needs_a_number_of_seconds(tmp_path, value):
+    result = cli(tmp_path / "site.ini", "status", "--wait", value)
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert f"argument --wait: {value!r} is not a number of seconds" in result.err
