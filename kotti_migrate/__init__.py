@@ -84,7 +84,11 @@ def includeme(config: Any) -> None:
 
     config.add_directive("add_alembic_dir", add_alembic_dir)
     settings = config.get_settings()
-    Options.from_settings(settings)  # a bad value fails now, clearly
+    options = Options.from_settings(settings)  # a bad value fails now, clearly
+    if options.status_path:
+        from .probe import add_status_route
+
+        add_status_route(config, options.status_path, options.status_details)
     if settings is not None and not settings.get("kotti_migrate.config_file"):
         found = pastedeploy_config_file()
         if found:

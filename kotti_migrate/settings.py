@@ -79,6 +79,10 @@ class Options:
     create_all: bool
     cache_dir: Path | None
     metadata: str | None
+    #: Path of the readiness endpoint ("" : none).
+    status_path: str = ""
+    #: Show per-location details at the endpoint to everybody.
+    status_details: bool = False
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Options:
@@ -117,7 +121,21 @@ class Options:
             create_all=asbool(settings.get("kotti_migrate.create_all", True), "kotti_migrate.create_all"),
             cache_dir=cache_dir,
             metadata=metadata,
+            status_path=_status_path(settings.get("kotti_migrate.status_path")),
+            status_details=asbool(
+                settings.get("kotti_migrate.status_details", False), "kotti_migrate.status_details"
+            ),
         )
+
+
+def _status_path(value: Any) -> str:
+    """``kotti_migrate.status_path``: empty, or a URL path starting with ``/``."""
+    path = str(value or "").strip()
+    if path and (not path.startswith("/") or any(c.isspace() for c in path)):
+        raise ConfigurationError(
+            f"setting kotti_migrate.status_path: {path!r} is not a URL path (e.g. /-/migrations)"
+        )
+    return path
 
 
 def startup_disabled() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -151,3 +152,86 @@ def test_status_wait_needs_a_number_of_seconds(tmp_path, value):
     assert result.code == 2
     assert result.err.count("\n") == 1
     assert f"argument --wait: {value!r} is not a number of seconds" in result.err
+
+
+# -- the readiness endpoint ------------------------------------------------------------------
+
+
+def probe(ini: Path, admin_password: str | None = None) -> list[tuple[int, dict]]:
+    """GET the endpoint of the app of ``ini`` (in a fresh process): anonymous, then as admin."""
+    script = textwrap.dedent(
+        f"""
+        import json
+        from pyramid.paster import get_app
+        import webtest
+        app = webtest.TestApp(get_app({str(ini)!r}))
+        res = app.get("/-/migrations", status="*")
+        print(json.dumps([res.status_int, res.json, res.headers.get("Cache-Control")]))
+        if {admin_password!r}:
+            app.post("/@@login", {{"login": "admin", "password": {admin_password!r}, "submit": "1"}})
+            res = app.get("/-/migrations", status="*")
+            print(json.dumps([res.status_int, res.json, res.headers.get("Cache-Control")]))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ini.parent)
+    assert proc.returncode == 0, proc.stderr
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    # Never cached (Kotti rewrites the header as its "No Cache" policy says).
+    assert all(cache == "no-store" or "max-age=0" in cache for _, _, cache in answers), answers
+    return [(status, body) for status, body, _ in answers]
+
+
+@pytest.mark.kotti
+def test_readiness_endpoint_on_a_kotti_site(kotti_ini, db_url):
+    ini = kotti_ini(db_url, kotti_migrate__status_path="/-/migrations")
+    [(status, body), (_, admin)] = probe(ini, admin_password="secret")  # boots a fresh database first
+    assert (status, body) == (200, {"up_to_date": True})
+    assert [item["location"] for item in admin["locations"]] == ["kotti:alembic", "kotti_notes:alembic"]
+    assert admin["locations"][1] == {
+        "location": "kotti_notes:alembic", "current": [NOTES_HEAD], "heads": [NOTES_HEAD], "up_to_date": True,
+    }  # fmt: skip
+
+    assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
+    [(status, body), (_, admin)] = probe(ini, admin_password="secret")
+    assert (status, body) == (503, {"up_to_date": False})  # anonymous: no details
+    assert admin["locations"][1]["current"] == [NOTES_FIRST] and admin["up_to_date"] is False
+
+    public = kotti_ini(
+        db_url, kotti_migrate__status_path="/-/migrations", kotti_migrate__status_details="true"
+    )
+    [(status, body)] = probe(public)
+    assert status == 503 and body["locations"][1]["up_to_date"] is False
+
+
+@pytest.mark.modern
+def test_readiness_endpoint_on_an_unreachable_database_says_why_without_password(modern_ini, tmp_path):
+    from conftest import free_port
+
+    url = f"postgresql+psycopg2://app:pw-s3cret-x@127.0.0.1:{free_port()}/app"
+    ini = modern_ini(url, kotti_migrate__status_path="/-/migrations", kotti_migrate__startup="false")
+    [(status, body)] = probe(ini)
+    assert status == 503 and body["up_to_date"] is False
+    assert body["error"].startswith("database postgresql+psycopg2://app:***@127.0.0.1:")
+    assert "is unreachable" in body["error"] and "pw-s3cret-x" not in json.dumps(body)
+
+
+@pytest.mark.modern
+def test_readiness_endpoint_on_a_plain_app(modern_ini, db_url):
+    ini = modern_ini(db_url, kotti_migrate__status_path="/-/migrations")
+    [(status, body)] = probe(ini)
+    assert (status, body) == (200, {"up_to_date": True})
+    assert cli(ini, "downgrade", "--scripts=example_app:alembic", f"--rev={APP_FIRST}").code == 0
+    [(status, body)] = probe(modern_ini(db_url, kotti_migrate__status_path="/-/migrations",
+                                        kotti_migrate__status_details="yes"))  # fmt: skip
+    assert status == 503
+    assert body["locations"] == [
+        {"location": "example_app:alembic", "current": [APP_FIRST], "heads": [APP_HEAD], "up_to_date": False}
+    ]
+
+
+def test_status_path_setting_must_be_a_path(tmp_path):
+    from kotti_migrate.errors import ConfigurationError
+    from kotti_migrate.settings import Options
+
+    with pytest.raises(ConfigurationError, match="kotti_migrate.status_path: 'migrations' is not a URL path"):
+        Options.from_settings({"kotti_migrate.status_path": "migrations"})
