@@ -78,6 +78,11 @@ def includeme(config: Any) -> None:
       location's own ``env.py`` reads it as ``config.config_file_name``, its
       ``[alembic]`` section is read, and it is named in the advice logged for
       pending migrations.
+    - ``kotti_migrate.version_table.<package>``: the version table of that
+      package's location (see :mod:`kotti_migrate.locations`).
+    - ``kotti_migrate.status_path`` (URL path, default off): the readiness
+      endpoint (:mod:`kotti_migrate.probe`); ``kotti_migrate.status_details``
+      (bool, default false) shows its per-location details to everybody.
     """
     from .settings import Options, pastedeploy_config_file
     from .startup import on_startup
