@@ -87,11 +87,12 @@ class LocationState:
         if the table were missing.  Without any of its tables, an empty
         version table means what Alembic says: the location is at base.
         """
-        return self.current is None or (not self.current and bool(self.existing))
+        return self.current is None or (not self.current and bool(self.existing) and bool(self.heads))
 
     @property
     def at_head(self) -> bool:
-        return bool(self.current) and set(self.current) == set(self.heads)
+        """At its head(s); a location without revisions is, once its version table exists."""
+        return self.current is not None and set(self.current) == set(self.heads)
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,8 @@ def _decide(state: SiteState, ls: LocationState) -> Decision:
             return Decision(loc, "error", "unknown", message, logging.ERROR)
         return Decision(loc, "warn", "unknown", message, logging.WARNING, ls.owned)
     if ls.at_head:
-        return Decision(loc, "ok", "head", f"{loc.spec} is at its head {heads}")
+        where = f"is at its head {heads}" if ls.heads else "has no revisions yet"
+        return Decision(loc, "ok", "head", f"{loc.spec} {where}")
     if state.auto_upgrade:
         return Decision(loc, "upgrade", "pending", f"upgrading {loc.spec} from {current} to {heads}")
     tables = f" ({_tables(ls.owned)})" if ls.owned else ""
@@ -303,7 +305,7 @@ def read_state(
                           differences)
         )  # fmt: skip
     required: tuple[RequiredTable, ...] = ()
-    if creates_tables and any(s.current and not s.at_head for s in states):
+    if creates_tables and any(s.current is not None and not s.at_head for s in states):
         required = _missing_required(migrations, existing)
     return SiteState(
         tuple(states), fresh, creates_tables, auto_upgrade, config_file, required, frozenset(existing)

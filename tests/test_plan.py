@@ -21,9 +21,9 @@ OWNED = frozenset({"recipes", "menus"})
 
 
 def decide(current, existing=frozenset(), differences=None, fresh=False, auto=False, creates=True,
-           required=()):  # fmt: skip
+           required=(), heads=HEADS):  # fmt: skip
     state = SiteState(
-        locations=(LocationState(ADDON, current, HEADS, KNOWN, OWNED, existing, differences),),
+        locations=(LocationState(ADDON, current, heads, KNOWN, OWNED, existing, differences),),
         fresh=fresh,
         creates_tables=creates,
         auto_upgrade=auto,
@@ -50,6 +50,8 @@ ROWS = [
      "differ"),
     ("no version table, tables match", dict(current=None, existing=OWNED, differences=()), "stamp", "match"),
     ("at head", dict(current=("c3",)), "ok", "head"),
+    ("no revisions yet, version table there", dict(current=(), heads=()), "ok", "head"),
+    ("no revisions yet, no version table", dict(current=None, heads=()), "stamp", "new"),
     ("behind, auto-upgrade on", dict(current=("c2",), auto=True), "upgrade", "pending"),
     ("behind, auto-upgrade off, can serve", dict(current=("c2",)), "warn", "pending"),
     ("unknown revision, auto-upgrade off", dict(current=("ffff",)), "warn", "unknown"),
