@@ -232,6 +232,10 @@ class MigrationSite:
         text = f"location {self.spec!r}"
         return f"{text}, revision {self.label(revision)}" if revision else text
 
+    def one_down(self, revision: str) -> str:
+        """How to undo just ``revision`` (``-1``; ``<rev>@-1`` while several branches are current)."""
+        return "-1" if len(self.current()) < 2 else f"{revision}@-1"
+
     def current(self) -> tuple[str, ...]:
         return self.migrations.current_revisions(self.location) or ()
 
@@ -322,6 +326,8 @@ class MigrationSite:
         prefix = f"location {self.spec!r}: "
         if text.startswith(prefix):
             text = text[len(prefix):]
+        if revision and text.startswith(f"revision {revision} failed: "):
+            text = text[len(f"revision {revision} failed: "):]
         message = f"{self.where(revision)}: {doing} failed: {text}"
         details = getattr(exc, "details", "")
         if details and details.strip():
@@ -564,7 +570,7 @@ def check_stairway(ctx: CheckContext) -> str:
     for script in site.revisions():
         rev = script.revision
         site.upgrade(rev, f"stairway: upgrade to {rev}")
-        site.downgrade("-1", f"stairway: downgrade of {rev}")
+        site.downgrade(site.one_down(rev), f"stairway: downgrade of {rev}")
         site.upgrade(rev, f"stairway: upgrade to {rev} again after its downgrade")
     return f"{site.where()}: {_history(kind)}; up, down and up again at every revision"
 
@@ -597,7 +603,7 @@ def check_downgrade(ctx: CheckContext) -> str:
         rev = script.revision
         before = site.snapshot()
         site.upgrade(rev)
-        site.downgrade("-1", f"downgrade of {rev}")
+        site.downgrade(site.one_down(rev), f"downgrade of {rev}")
         after = site.snapshot()
         lines = before.differences(after, "left behind by its downgrade", "gone after its downgrade")
         if lines:
@@ -676,6 +682,10 @@ class MigrationDB:
         return self.current
 
     @property
+    def one_down(self, revision: str) -> str:
+        """How to undo just ``revision`` (``-1``; ``<rev>@-1`` while several branches are current)."""
+        return "-1" if len(self.current()) < 2 else f"{revision}@-1"
+
     def current(self) -> tuple[str, ...]:
         """The location's revisions in its version table (``()`` at base)."""
         return self.site.current()
