@@ -39,7 +39,7 @@ EMPTY = "empty"
 MODELS = "models"
 
 
-class CheckFailed(AssertionError):
+class CheckFailed(Exception):
     """A ready check failed; the message is the whole report."""
 
 
@@ -673,19 +673,23 @@ class MigrationDB:
 
     def upgrade(self, revision: str = "heads") -> tuple[str, ...]:
         """Upgrade (``"heads"``, ``"+1"``, an id); returns the revisions now current."""
-        self.site.upgrade(revision)
+        __tracebackhide__ = True
+        try:
+            self.site.upgrade(revision)
+        except CheckFailed as exc:
+            raise CheckFailed(str(exc)) from None
         return self.current
 
     def downgrade(self, revision: str = "-1") -> tuple[str, ...]:
         """Downgrade (``"-1"``, ``"base"``, an id); returns the revisions now current."""
-        self.site.downgrade(revision)
+        __tracebackhide__ = True
+        try:
+            self.site.downgrade(revision)
+        except CheckFailed as exc:
+            raise CheckFailed(str(exc)) from None
         return self.current
 
     @property
-    def one_down(self, revision: str) -> str:
-        """How to undo just ``revision`` (``-1``; ``<rev>@-1`` while several branches are current)."""
-        return "-1" if len(self.current()) < 2 else f"{revision}@-1"
-
     def current(self) -> tuple[str, ...]:
         """The location's revisions in its version table (``()`` at base)."""
         return self.site.current()
