@@ -65,7 +65,8 @@ CASES = {
         ["headline = sa.Column(sa.String(50))", "body = sa.Column(sa.Text)"],
         [
             ("lcol01", None, "Create {table}", CREATE, DROP),
-            ("lcol02", "lcol01", "Add body", "op.add_column({table!r}, sa.Column('body', sa.Text()))", "pass"),
+            ("lcol02", "lcol01", "Add body",
+             "op.add_column({table!r}, sa.Column('body', sa.Text()))", "pass"),
         ],
     ),
     "extra": (
@@ -94,7 +95,9 @@ EXPECTED_FAILURES = {
         "stairway": ["revision lcol02 (Add body)", "again after its downgrade"],
     },
     "extra": {
-        "models_match": ["table {table}: column extra (VARCHAR(20)) is in the models, the migrations never add it"],
+        "models_match": [
+            "table {table}: column extra (VARCHAR(20)) is in the models, the migrations never add it"
+        ],
         "fresh_equals_migrated": ["table {table}: column extra VARCHAR(20)", "only in the fresh database"],
     },
     "index": {
@@ -257,14 +260,17 @@ def test_history_kind_and_summary_are_reported(pytester):
                  "sa.Column('headline', sa.String(50)))",
                  "op.add_column('maddon_good_items', sa.Column('headline', sa.String(50)))")
         .replace("op.drop_table('maddon_good_items')",
-                 "with op.batch_alter_table('maddon_good_items') as batch:\n        batch.drop_column('headline')")
+                 "with op.batch_alter_table('maddon_good_items') as batch:\n"
+                 "        batch.drop_column('headline')")
     )
     result = pytester.runpytest(
         *PLUGIN, "--kotti-migrate", specs["good"], "--kotti-migrate-setting",
         "kotti_migrate.metadata=modern_base.Base", "-v", "-rP", "-W", "ignore",
     )
     result.assert_outcomes(passed=7)
-    result.stdout.fnmatch_lines(["*history starts from create_all's tables; 3 revision(s) applied one at a time*"])
+    result.stdout.fnmatch_lines(
+        ["*history starts from create_all's tables; 3 revision(s) applied one at a time*"]
+    )
     result = pytester.runpytest(
         *PLUGIN, "--kotti-migrate", specs["extra"], "--kotti-migrate-setting",
         "kotti_migrate.metadata=modern_base.Base", "-rP", "-W", "ignore", "-k", "stairway",
@@ -327,7 +333,8 @@ def test_example_addon(request):
 
     example = REPO / "examples" / "kotti_quotes"
     url = request.getfixturevalue("pg_server").new_database()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(example), os.environ.get("PYTHONPATH", "")]))
+    path = os.pathsep.join([str(REPO), str(example), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path)
     for extra in ([], ["--kotti-migrate-url", url]):
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "kotti_migrate.pytest_plugin", "-p", "no:kotti",
