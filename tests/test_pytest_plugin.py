@@ -345,3 +345,16 @@ def test_example_addon(request):
         assert "kotti-migrate[kotti_quotes:alembic]::stairway PASSED" in proc.stdout
         assert "test_quote_authors_filled PASSED" in proc.stdout
 
+
+
+@pytest.mark.modern
+def test_settings_from_an_apps_ini(pytester, modern_ini, tmp_path):
+    """--kotti-migrate-ini: the app's metadata and locations (Pyramid 2 app, its own directive)."""
+    ini = modern_ini(f"sqlite:///{tmp_path}/unused.db")
+    result = pytester.runpytest(
+        *PLUGIN, "--kotti-migrate", "example_app:alembic", "--kotti-migrate-ini", str(ini), "-v", "-rP",
+        "-W", "ignore",
+    )
+    result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines(["*location 'example_app:alembic': models match tables items, tags*"])
+    assert not (tmp_path / "unused.db").exists()  # each test ran on a database of its own
