@@ -34,7 +34,7 @@ from alembic.script.revision import RevisionError as AlembicRevisionError
 from alembic.util import CommandError
 
 from . import database
-from .environment import StepRecorder, StepReport, alembic_config, bind_kotti_session, env_lock
+from .environment import StepRecorder, StepReport, alembic_config, env_lock, kotti_session
 from .errors import (
     ConfigurationError,
     LocationError,
@@ -299,9 +299,9 @@ class Migrations:
         if template_args is not None:
             opts["template_args"] = template_args
         captured = io.StringIO()
-        with env_lock:
-            if self.uses_kotti and not sql:
-                bind_kotti_session(self.engine)
+        with env_lock, (
+            kotti_session(self.engine) if self.uses_kotti and not sql else contextlib.nullcontext()
+        ):
             # An env.py of its own may print (Kotti's prints tracebacks and
             # swallows the error): keep that out of the user's way.
             redirect = (

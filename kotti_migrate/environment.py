@@ -13,6 +13,7 @@ so the same folder works under ``kotti-migrate`` and under Alembic's own
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -124,6 +125,69 @@ def bind_kotti_session(engine: Any) -> None:
     DBSession.configure(bind=engine)
     if hasattr(metadata, "bind"):  # SQLAlchemy < 2
         metadata.bind = engine
+
+
+@contextlib.contextmanager
+def kotti_session(engine: Any) -> Iterator[None]:
+    """Kotti's ``DBSession`` and metadata bound to ``engine`` for a while, then as they were.
+
+    Inside, ``DBSession()`` is a new session of a registry of its own, so a
+    session the caller holds (Kotti's test fixtures bind theirs to a
+    connection in an open transaction) is neither used nor closed.  On exit
+    the temporary session is closed and the caller's registry, the session
+    factory's ``bind`` and ``metadata.bind`` (SQLAlchemy < 2) are restored.
+    """
+    from kotti import DBSession, metadata
+    from sqlalchemy.util import ScopedRegistry, ThreadLocalRegistry
+
+    saved_registry = DBSession.registry
+    kw = DBSession.session_factory.kw
+    had_bind, saved_bind = "bind" in kw, kw.get("bind")
+    has_metadata_bind = hasattr(metadata, "bind")  # SQLAlchemy < 2
+    saved_metadata_bind = metadata.bind if has_metadata_bind else None
+    if isinstance(saved_registry, ThreadLocalRegistry):
+        DBSession.registry = ThreadLocalRegistry(DBSession.session_factory)
+    else:
+        DBSession.registry = ScopedRegistry(DBSession.session_factory, saved_registry.scopefunc)
+    kw["bind"] = engine
+    if has_metadata_bind:
+        metadata.bind = engine
+    try:
+        yield
+    finally:
+        try:
+            DBSession.remove()
+        finally:
+            DBSession.registry = saved_registry
+            if had_bind:
+                kw["bind"] = saved_bind
+            else:
+                kw.pop("bind", None)
+            if has_metadata_bind:
+                metadata.bind = saved_metadata_bind
+
+
+def kotti_bound_engine(url: Any) -> Any:
+    """The engine the caller bound Kotti's ``DBSession`` (or metadata) to, if it is for ``url``.
+
+    Kotti's test fixtures (and apps that set up Kotti's session themselves)
+    bind ``DBSession`` before the app is created.  Start-up must work on that
+    engine, not on a second one: a second engine for ``sqlite://`` is another,
+    empty, in-memory database.  ``None`` when nothing is bound, or something
+    bound to another database.
+    """
+    from kotti import DBSession, metadata
+    from sqlalchemy.engine import make_url
+
+    try:
+        wanted = make_url(url) if isinstance(url, str) else url
+    except Exception:  # a bad URL is reported where the engine is built
+        return None
+    for bind in (DBSession.session_factory.kw.get("bind"), getattr(metadata, "bind", None)):
+        engine = getattr(bind, "engine", None)  # an Engine's engine is itself; a Connection's
+        if engine is not None and getattr(engine, "url", None) == wanted:
+            return engine
+    return None
 
 
 def run_environment() -> None:

@@ -36,7 +36,7 @@ from . import database
 from .commands import Migrations, RunReport
 from .errors import UnknownDatabaseRevision
 from .locations import Location
-from .settings import Options, startup_disabled
+from .settings import Options, kotti_available, startup_disabled
 
 log = logging.getLogger("kotti_migrate")
 
@@ -67,7 +67,14 @@ def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decisi
     options = Options.from_settings(settings)
     if not options.startup or startup_disabled():
         return []
-    migrations = Migrations(settings, registry, here=os.getcwd())
+    engine = None
+    if kotti_available():
+        from .environment import kotti_bound_engine
+
+        # Kotti's session already bound (Kotti's test fixtures): work on that
+        # engine, the same database even for sqlite:// (in memory).
+        engine = kotti_bound_engine(settings.get("sqlalchemy.url"))
+    migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine)
     try:
         decisions = run_startup(migrations)
         held_back = _held_back_tables(migrations, decisions)
@@ -76,10 +83,8 @@ def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decisi
             settings["kotti.use_tables"] = _kotti_use_tables(migrations, held_back)
         return decisions
     finally:
-        if migrations.uses_kotti:
-            from kotti import DBSession
-
-            DBSession.remove()
+        # Kotti's DBSession and metadata were bound only for each piece of
+        # work (environment.kotti_session) and are as the caller left them.
         migrations.dispose()
 
 
@@ -264,16 +269,16 @@ def _run_kotti_populators(migrations: Migrations) -> None:
     import transaction
     from pyramid.path import DottedNameResolver
 
-    from .environment import bind_kotti_session
+    from .environment import kotti_session
 
     populators = migrations.settings.get("kotti.populators") or []
     if isinstance(populators, str):
         populators = [DottedNameResolver().resolve(name) for name in populators.split()]
-    bind_kotti_session(migrations.engine)
-    try:
-        for populate in populators:
-            populate()
-        transaction.commit()
-    except BaseException:
-        transaction.abort()
-        raise
+    with kotti_session(migrations.engine):
+        try:
+            for populate in populators:
+                populate()
+            transaction.commit()
+        except BaseException:
+            transaction.abort()
+            raise
