@@ -131,13 +131,20 @@ def bind_kotti_session(engine: Any) -> None:
 def kotti_session(engine: Any) -> Iterator[None]:
     """Kotti's ``DBSession`` and metadata bound to ``engine`` for a while, then as they were.
 
-    Inside, ``DBSession()`` is a new session of a registry of its own, so a
-    session the caller holds (Kotti's test fixtures bind theirs to a
-    connection in an open transaction) is neither used nor closed.  On exit
-    the temporary session is closed and the caller's registry, the session
-    factory's ``bind`` and ``metadata.bind`` (SQLAlchemy < 2) are restored.
+    Inside, ``DBSession()`` is a new session of a registry of its own, in a
+    transaction of its own (a new ``transaction`` manager for this thread),
+    and no request is current (Kotti caches principals and roots on the
+    current request).  So whatever the caller holds - Kotti's test fixtures
+    bind their session to a connection in an open transaction, and register
+    a dummy request - is neither used, committed, closed nor filled with
+    objects of a session that is gone.  On exit the temporary session is
+    closed and the caller's registry, transaction manager, request, the
+    session factory's ``bind`` and ``metadata.bind`` (SQLAlchemy < 2) are
+    restored.
     """
+    import transaction
     from kotti import DBSession, metadata
+    from pyramid.threadlocal import get_current_registry, manager
     from sqlalchemy.util import ScopedRegistry, ThreadLocalRegistry
 
     saved_registry = DBSession.registry
@@ -145,6 +152,8 @@ def kotti_session(engine: Any) -> Iterator[None]:
     had_bind, saved_bind = "bind" in kw, kw.get("bind")
     has_metadata_bind = hasattr(metadata, "bind")  # SQLAlchemy < 2
     saved_metadata_bind = metadata.bind if has_metadata_bind else None
+    saved_transactions = transaction.manager.manager
+
     if isinstance(saved_registry, ThreadLocalRegistry):
         DBSession.registry = ThreadLocalRegistry(DBSession.session_factory)
     else:
@@ -152,12 +161,17 @@ def kotti_session(engine: Any) -> Iterator[None]:
     kw["bind"] = engine
     if has_metadata_bind:
         metadata.bind = engine
+    transaction.manager.manager = transaction.TransactionManager()
+    manager.push({"registry": get_current_registry(), "request": None})
     try:
         yield
     finally:
         try:
+            transaction.abort()  # nothing left open by the work done inside
             DBSession.remove()
         finally:
+            manager.pop()
+            transaction.manager.manager = saved_transactions
             DBSession.registry = saved_registry
             if had_bind:
                 kw["bind"] = saved_bind

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+import transaction
 from conftest import query, versions
 
 pytestmark = pytest.mark.kotti
@@ -86,11 +87,18 @@ def test_in_memory_database_of_the_caller_is_the_one_started(kotti_state):
     try:
         DBSession.configure(bind=connection)
         metadata.bind = engine
+        # The caller's session is in the caller's (zope) transaction, as in Kotti's fixtures.
+        session = DBSession()
+        session.execute(sa.text("SELECT 1"))
+        callers_transaction = transaction.get()
 
         create_app("sqlite://")
 
         assert DBSession.session_factory.kw["bind"] is connection
         assert metadata.bind is engine
+        # Neither committed nor closed by start-up's own transaction.
+        assert transaction.get() is callers_transaction
+        assert DBSession() is session and session.in_transaction()
         # The caller's session sees what start-up created: Kotti's tables, the root, the stamp.
         assert DBSession.execute(sa.text("SELECT version_num FROM kotti_alembic_version")).fetchall() == [
             (KOTTI_HEAD,)
@@ -99,6 +107,7 @@ def test_in_memory_database_of_the_caller_is_the_one_started(kotti_state):
 
         assert get_root().title == "Welcome to Kotti"
     finally:
+        transaction.abort()
         DBSession.remove()
         connection.close()
         engine.dispose()
