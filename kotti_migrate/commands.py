@@ -39,8 +39,8 @@ from .environment import (
     StepRecorder,
     StepReport,
     alembic_config,
-    bind_kotti_session,
     env_lock,
+    kotti_session,
     restore_streams,
 )
 from .errors import (
@@ -425,9 +425,9 @@ class Migrations:
             opts["template_args"] = template_args
         captured = io.StringIO()
         stderr = sys.stderr
-        with env_lock, _restoring_streams(captured, stderr):
-            if self.uses_kotti and not sql:
-                bind_kotti_session(self.engine)
+        with env_lock, _restoring_streams(captured, stderr), (
+            kotti_session(self.engine) if self.uses_kotti and not sql else contextlib.nullcontext()
+        ):
             # An env.py of its own may print (Kotti's prints tracebacks and
             # swallows the error): keep that out of the user's way.
             redirect = (

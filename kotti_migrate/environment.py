@@ -14,6 +14,7 @@ so the same folder works under ``kotti-migrate`` and under Alembic's own
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import threading
 import time
@@ -169,6 +170,83 @@ def bind_kotti_session(engine: Any) -> None:
     DBSession.configure(bind=engine)
     if hasattr(metadata, "bind"):  # SQLAlchemy < 2
         metadata.bind = engine
+
+
+@contextlib.contextmanager
+def kotti_session(engine: Any) -> Iterator[None]:
+    """Kotti's ``DBSession`` and metadata bound to ``engine`` for a while, then as they were.
+
+    Inside, ``DBSession()`` is a new session of a registry of its own, in a
+    transaction of its own (a new ``transaction`` manager for this thread),
+    and no request is current (Kotti caches principals and roots on the
+    current request).  So whatever the caller holds - Kotti's test fixtures
+    bind their session to a connection in an open transaction, and register
+    a dummy request - is neither used, committed, closed nor filled with
+    objects of a session that is gone.  On exit the temporary session is
+    closed and the caller's registry, transaction manager, request, the
+    session factory's ``bind`` and ``metadata.bind`` (SQLAlchemy < 2) are
+    restored.
+    """
+    import transaction
+    from kotti import DBSession, metadata
+    from pyramid.threadlocal import get_current_registry, manager
+    from sqlalchemy.util import ScopedRegistry, ThreadLocalRegistry
+
+    saved_registry = DBSession.registry
+    kw = DBSession.session_factory.kw
+    had_bind, saved_bind = "bind" in kw, kw.get("bind")
+    has_metadata_bind = hasattr(metadata, "bind")  # SQLAlchemy < 2
+    saved_metadata_bind = metadata.bind if has_metadata_bind else None
+    saved_transactions = transaction.manager.manager
+
+    if isinstance(saved_registry, ThreadLocalRegistry):
+        DBSession.registry = ThreadLocalRegistry(DBSession.session_factory)
+    else:
+        DBSession.registry = ScopedRegistry(DBSession.session_factory, saved_registry.scopefunc)
+    kw["bind"] = engine
+    if has_metadata_bind:
+        metadata.bind = engine
+    transaction.manager.manager = transaction.TransactionManager()
+    manager.push({"registry": get_current_registry(), "request": None})
+    try:
+        yield
+    finally:
+        try:
+            transaction.abort()  # nothing left open by the work done inside
+            DBSession.remove()
+        finally:
+            manager.pop()
+            transaction.manager.manager = saved_transactions
+            DBSession.registry = saved_registry
+            if had_bind:
+                kw["bind"] = saved_bind
+            else:
+                kw.pop("bind", None)
+            if has_metadata_bind:
+                metadata.bind = saved_metadata_bind
+
+
+def kotti_bound_engine(url: Any) -> Any:
+    """The engine the caller bound Kotti's ``DBSession`` (or metadata) to, if it is for ``url``.
+
+    Kotti's test fixtures (and apps that set up Kotti's session themselves)
+    bind ``DBSession`` before the app is created.  Start-up must work on that
+    engine, not on a second one: a second engine for ``sqlite://`` is another,
+    empty, in-memory database.  ``None`` when nothing is bound, or something
+    bound to another database.
+    """
+    from kotti import DBSession, metadata
+    from sqlalchemy.engine import make_url
+
+    try:
+        wanted = make_url(url) if isinstance(url, str) else url
+    except Exception:  # a bad URL is reported where the engine is built
+        return None
+    for bind in (DBSession.session_factory.kw.get("bind"), getattr(metadata, "bind", None)):
+        engine = getattr(bind, "engine", None)  # an Engine's engine is itself; a Connection's
+        if engine is not None and getattr(engine, "url", None) == wanted:
+            return engine
+    return None
 
 
 def run_environment() -> None:

@@ -40,33 +40,35 @@ def run_populators(migrations: Any, behind: Sequence[Any], config_file: str) -> 
     import transaction
     from pyramid.path import DottedNameResolver
 
-    from .environment import bind_kotti_session
+    from .environment import kotti_session
 
     populators = migrations.settings.get("kotti.populators") or []
     if isinstance(populators, str):
         populators = [DottedNameResolver().resolve(name) for name in populators.split()]
-    bind_kotti_session(migrations.engine)
-    try:
-        for populate in populators:
-            populate()
-        transaction.commit()
-    except sa.exc.DBAPIError as exc:
-        transaction.abort()
-        if not behind:
+    # Kotti's DBSession bound to this engine for the populators only, in a
+    # transaction of their own: the caller's session is left as it was.
+    with kotti_session(migrations.engine):
+        try:
+            for populate in populators:
+                populate()
+            transaction.commit()
+        except sa.exc.DBAPIError as exc:
+            transaction.abort()
+            if not behind:
+                raise
+            reason = database.scrub(str(exc.orig).strip().splitlines()[0], migrations.engine.url)
+            locations = "; ".join(
+                f"{d.location.spec}: kotti-migrate {config_file} upgrade --scripts={d.location.spec}"
+                for d in behind
+            )
+            raise MigrationsRequired(
+                f"Kotti's populator {getattr(populate, '__name__', populate)} failed ({reason}) while "
+                f"locations are behind their head; upgrade them ({locations}), "
+                "or start with kotti_migrate.auto_upgrade = true"
+            ) from exc
+        except BaseException:
+            transaction.abort()
             raise
-        reason = database.scrub(str(exc.orig).strip().splitlines()[0], migrations.engine.url)
-        locations = "; ".join(
-            f"{d.location.spec}: kotti-migrate {config_file} upgrade --scripts={d.location.spec}"
-            for d in behind
-        )
-        raise MigrationsRequired(
-            f"Kotti's populator {getattr(populate, '__name__', populate)} failed ({reason}) while "
-            f"locations are behind their head; upgrade them ({locations}), "
-            "or start with kotti_migrate.auto_upgrade = true"
-        ) from exc
-    except BaseException:
-        transaction.abort()
-        raise
 
 
 def use_tables_without(migrations: Any, names: list[str], held_back: set[str]) -> str:

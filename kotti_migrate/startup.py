@@ -47,7 +47,7 @@ from . import database
 from .commands import Migrations, RunReport
 from .errors import MigrateError, MigrationsRequired, UnknownDatabaseRevision
 from .locations import Location
-from .settings import Options, startup_disabled
+from .settings import Options, kotti_available, startup_disabled
 
 log = logging.getLogger("kotti_migrate")
 
@@ -462,7 +462,14 @@ def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decisi
     options = Options.from_settings(settings)
     if not options.startup or startup_disabled():
         return []
-    migrations = Migrations(settings, registry, here=os.getcwd())
+    engine = None
+    if kotti_available():
+        from .environment import kotti_bound_engine
+
+        # Kotti's session already bound (Kotti's test fixtures): work on that
+        # engine, the same database even for sqlite:// (in memory).
+        engine = kotti_bound_engine(settings.get("sqlalchemy.url"))
+    migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine)
     try:
         planned = run_startup(migrations)
         if migrations.uses_kotti and planned.held_back and isinstance(settings, dict):
