@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-import transaction
 from conftest import query, versions
 
 pytestmark = pytest.mark.kotti
@@ -80,6 +79,7 @@ def test_app_creation_leaves_the_callers_session_bound(kotti_state, db_url, bind
 
 def test_in_memory_database_of_the_caller_is_the_one_started(kotti_state):
     """``sqlite://``: a second engine would be a second, empty database."""
+    import transaction
     from kotti import DBSession, metadata
 
     engine = sa.create_engine("sqlite://")
