@@ -162,7 +162,7 @@ class Migrations:
                     raise
             if not specs:
                 log.info(
-                    "kotti_migrate: no migration location registered; using [alembic] "
+                    "no migration location registered; using [alembic] "
                     "script_location = %s of %s",
                     self.alembic_options["script_location"],
                     self.config_file,

@@ -251,7 +251,7 @@ def database_lock(engine: Engine, timeout: float, on_wait: OnWait | None = None)
                 yield
         else:
             log.warning(
-                "kotti_migrate: no cross-process lock for %s databases; "
+                "no cross-process lock for %s databases; "
                 "start one worker first when migrations are pending",
                 backend,
             )
@@ -277,7 +277,7 @@ class _Waiting:
             f"waiting for the kotti_migrate lock on {mask_url(self.engine.url)} "
             f"(held by another process) ..."
         )
-        log.info("kotti_migrate: %s", message)
+        log.info("%s", message)
         if self.on_wait is not None:
             self.on_wait(message)
 

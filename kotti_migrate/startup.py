@@ -335,7 +335,7 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
     migrated = False
     for decision in planned.decisions:
         if decision.message:
-            log.log(decision.level, "kotti_migrate: %s", decision.message)
+            log.log(decision.level, "%s", decision.message)
         if decision.action in ("upgrade", "adopt"):
             migrated = True
             for report in migrations.upgrade(decision.location):
@@ -344,7 +344,7 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
     held_back = planned.held_back
     if held_back:
         log.info(
-            "kotti_migrate: tables of locations not at a known head are left as they are "
+            "tables of locations not at a known head are left as they are "
             "(not created by create_all): %s",
             _tables(held_back),
         )
@@ -354,14 +354,14 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
         if created:
             what = f"fresh database {database.mask_url(migrations.engine.url)}: " if state.fresh else ""
             log.info(
-                "kotti_migrate: %screated %d table(s) from the models: %s",
+                "%screated %d table(s) from the models: %s",
                 what, len(created), ", ".join(created),
             )  # fmt: skip
     for loc in planned.stamps:
         report = migrations.stamp(loc, "heads")
         planned.reports.append(report)
         log.info(
-            "kotti_migrate: %s stamped at %s", loc.spec, ", ".join(report.after) or "base (no revisions yet)"
+            "%s stamped at %s", loc.spec, ", ".join(report.after) or "base (no revisions yet)"
         )
 
 
@@ -404,7 +404,7 @@ def _tables_to_create(migrations: Migrations, held_back: set[str]) -> list[Any] 
 def _log_report(report: RunReport) -> None:
     for step in report.steps:
         log.info(
-            "kotti_migrate: %s %s %s (%s) in %.3f s",
+            "%s %s %s (%s) in %.3f s",
             report.location.spec,
             step.direction,
             step.revision,
@@ -482,7 +482,7 @@ def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decisi
             )
         return planned.decisions
     except MigrateError as exc:
-        log.error("kotti_migrate: start-up failed: %s", exc)
+        log.error("start-up failed: %s", exc)
         raise
     finally:
         migrations.dispose()

@@ -116,8 +116,8 @@ def test_workers_booting_a_fresh_database_create_it_once(kotti_ini, db_url, tmp_
     assert query(db_url, "SELECT count(*) FROM notes")[0][0] == 1
     assert query(db_url, "SELECT count(*) FROM principals WHERE name = 'admin'")[0][0] == 1
     # One worker found the database empty and stamped it; the others found it done.
-    assert len(log_lines(workers, "kotti_migrate: kotti:alembic stamped at")) == 1
-    assert len(log_lines(workers, "kotti_migrate: kotti_notes:alembic stamped at")) == 1
+    assert len(log_lines(workers, "kotti:alembic stamped at")) == 1
+    assert len(log_lines(workers, "kotti_notes:alembic stamped at")) == 1
 
 
 def tracked_location(root: Path, pause: str = "time.sleep(0.3)") -> Path:
@@ -195,8 +195,8 @@ def test_workers_upgrading_an_existing_database_migrate_once(kotti_ini, db_url, 
     assert "body" in columns(db_url, "notes")
     assert query(db_url, "SELECT count(*) FROM notes")[0][0] == 1
     # (kotti_notes' empty version table beside its old notes table: adopted.)
-    assert len(log_lines(workers, "kotti_migrate: kotti_notes:alembic has an empty version table")) == 1
-    assert len(log_lines(workers, f"kotti_migrate: upgrading {tracked} from base")) == 1
+    assert len(log_lines(workers, "kotti_notes:alembic has an empty version table")) == 1
+    assert len(log_lines(workers, f"upgrading {tracked} from base")) == 1
     assert query(db_url, "SELECT count(*) FROM nodes WHERE parent_id IS NULL")[0][0] == 1
 
 

@@ -85,7 +85,7 @@ def test_existing_tables_without_version_table_are_upgraded_from_base(modern_ini
     ]
     info = logged(result.err, "INFO")
     assert (
-        f"kotti_migrate: {SPEC} has no version table but its tables exist (items) and differ "
+        f"{SPEC} has no version table but its tables exist (items) and differ "
         "from the models: upgrading from base to head"
     ) in "\n".join(info)
     steps = [line for line in info if f"{SPEC} upgrade" in line]
