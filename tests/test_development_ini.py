@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ def test_development_ini_serves_and_auto_upgrade_switch_reaches_kotti_migrate(tm
     assert (served.code, served.status) == (None, 200), served.err
     assert "kotti:alembic stamped at 814c4ec72f1" in served.err
     db = f"sqlite:///{tmp_path / 'kotti.db'}"
+    # A first run says what it did and where it serves, without repeating the logger name.
+    assert f"[kotti_migrate] fresh database {db}: created " in served.err
+    assert "[waitress] Serving on http://127.0.0.1:" in served.err
+    assert "[kotti_migrate] kotti_migrate:" not in served.err
+
+    # The demo site's kotti-migrate, next to serve.sh.
+    status = subprocess.run(
+        [str(REPO / "kotti-migrate"), str(ini), "status"], capture_output=True, text=True, timeout=300
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "kotti:alembic" in status.stdout and "814c4ec72f1" in status.stdout
     assert query(db, "SELECT version_num FROM kotti_alembic_version") == [("814c4ec72f1",)]
 
     # The code was "rolled back": the database is at a revision it does not know.
