@@ -214,15 +214,21 @@ class Migrations:
         with database.database_lock(self.engine, self.options.lock_timeout, self.on_lock_wait):
             yield
 
+    @property
+    def advice_ini(self) -> str:
+        """The ini file named in advice: ``kotti_migrate.config_file``, the one the
+        site was loaded from, the ``.ini`` on the command line, else ``<config.ini>``."""
+        ini = self.settings.get("kotti_migrate.config_file") or self.config_uri
+        if ini:
+            return str(ini)
+        return next(
+            (a for a in sys.argv[1:] if a.endswith(".ini") and os.path.isfile(a.split("#")[0])),
+            "<config.ini>",
+        )
+
     def command(self, arguments: str) -> str:
         """The ``kotti-migrate`` command line with ``arguments``, for advice in messages."""
-        ini = self.settings.get("kotti_migrate.config_file") or self.config_uri
-        if not ini:
-            ini = next(
-                (a for a in sys.argv[1:] if a.endswith(".ini") and os.path.isfile(a.split("#")[0])),
-                "<config.ini>",
-            )
-        return f"kotti-migrate {ini} {arguments}"
+        return f"kotti-migrate {self.advice_ini} {arguments}"
 
     # -- what the site is made of --------------------------------------------
 

@@ -26,12 +26,12 @@ def adjust_for_engine(engine: sa.engine.Engine) -> None:
     _adjust_for_engine(engine)
 
 
-def run_populators(migrations: Any, behind: Sequence[Any], config_file: str) -> None:
+def run_populators(migrations: Any, behind: Sequence[str]) -> None:
     """Run Kotti's populators (root document, admin user) once, under the lock.
 
-    :param behind: decisions of locations left behind their head; a
-        populator that fails on the database then fails with advice naming
-        them, not with a bare SQL error
+    :param behind: the ``kotti-migrate ... upgrade`` commands of locations
+        left behind their head; a populator that fails on the database then
+        fails with that advice, not with a bare SQL error
     :raises MigrationsRequired: a populator failed on the database while
         locations are behind their head
     """
@@ -57,13 +57,9 @@ def run_populators(migrations: Any, behind: Sequence[Any], config_file: str) -> 
             if not behind:
                 raise
             reason = database.scrub(str(exc.orig).strip().splitlines()[0], migrations.engine.url)
-            locations = "; ".join(
-                f"{d.location.spec}: kotti-migrate {config_file} upgrade --scripts={d.location.spec}"
-                for d in behind
-            )
             raise MigrationsRequired(
                 f"Kotti's populator {getattr(populate, '__name__', populate)} failed ({reason}) while "
-                f"locations are behind their head; upgrade them ({locations}), "
+                f"locations are behind their head; upgrade them ({'; '.join(behind)}), "
                 "or start with kotti_migrate.auto_upgrade = true"
             ) from exc
         except BaseException:

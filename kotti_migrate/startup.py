@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -413,17 +412,6 @@ def _log_report(report: RunReport) -> None:
         )
 
 
-def config_file_of(settings: Mapping[str, Any]) -> str:
-    """The ini path shown in advice: ``kotti_migrate.config_file``, else the command line's."""
-    ini = settings.get("kotti_migrate.config_file")
-    if ini:
-        return str(ini)
-    return next(
-        (arg for arg in sys.argv[1:] if arg.endswith(".ini") and os.path.isfile(arg.split("#")[0])),
-        "<config.ini>",
-    )
-
-
 def run_startup(
     migrations: Migrations, config_file: str | None = None, auto_upgrade: bool | None = None
 ) -> Plan:
@@ -435,7 +423,7 @@ def run_startup(
     :param auto_upgrade: overrides ``kotti_migrate.auto_upgrade`` (``prepare``)
     """
     options = migrations.options
-    config_file = config_file or config_file_of(migrations.settings)
+    config_file = config_file or migrations.advice_ini
     with database.database_lock(migrations.engine, options.lock_timeout):
         state = read_state(migrations, options, config_file, auto_upgrade)
         planned = plan(state)
@@ -443,8 +431,8 @@ def run_startup(
         if migrations.uses_kotti:
             from .kotti_site import run_populators
 
-            behind = [d for d in planned.decisions if d.action == "warn"]
-            run_populators(migrations, behind, config_file)
+            held = [d.location for d in planned.decisions if d.action == "warn"]
+            run_populators(migrations, [upgrade_command(config_file, loc) for loc in held])
     return planned
 
 
@@ -452,7 +440,7 @@ def preview(
     migrations: Migrations, config_file: str | None = None, auto_upgrade: bool | None = None
 ) -> tuple[SiteState, Plan]:
     """What :func:`run_startup` would do, without doing it (reads only)."""
-    config_file = config_file or config_file_of(migrations.settings)
+    config_file = config_file or migrations.advice_ini
     state = read_state(migrations, migrations.options, config_file, auto_upgrade)
     return state, plan(state)
 

@@ -313,7 +313,7 @@ def test_populator_failing_on_a_location_left_behind_names_the_fix(site):
     line = failed(boot(ini))
     assert "Kotti's populator populate failed (" in line
     assert "body" in line
-    assert "while locations are behind their head; upgrade them (kotti_notes:alembic: kotti-migrate " in line
+    assert "while locations are behind their head; upgrade them (kotti-migrate " in line
     assert "upgrade --scripts=kotti_notes:alembic), or start with kotti_migrate.auto_upgrade = true" in line
 
 
