@@ -93,7 +93,7 @@ def includeme(config: Any) -> None:
     if options.status_path:
         from .probe import add_status_route
 
-        add_status_route(config, options.status_path, options.status_details)
+        add_status_route(config, options.status_path, options.status_details, options)
     if settings is not None and not settings.get("kotti_migrate.config_file"):
         found = pastedeploy_config_file()
         if found:
@@ -102,7 +102,8 @@ def includeme(config: Any) -> None:
 
     def startup() -> None:
         try:
-            on_startup(config.registry.settings, config.registry)
+            # The options parsed above: settings are parsed once per boot.
+            on_startup(config.registry.settings, config.registry, options)
         except MigrateError as exc:
             info.failure = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise

@@ -1,22 +1,32 @@
-"""What start-up does differently in a Kotti site: Kotti's engine quirks, its
-populators, and its ``kotti.use_tables`` setting.
+"""The adapter to Kotti: everything kotti_migrate does differently in a Kotti site.
 
-Imported only when Kotti's own location ``kotti:alembic`` is registered and
-Kotti is importable.
+Whether a site is one (:func:`is_kotti_site`), Kotti's ``DBSession`` bound to
+the engine kotti_migrate works on, migrations run in Kotti's transaction,
+Kotti's engine quirks, its populators and its ``kotti.use_tables`` setting.
+Kotti is imported inside the functions only: the other modules use this
+one and never import Kotti themselves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 
-from . import database
+from . import database, records
 from .errors import MigrationsRequired
+from .locations import KOTTI_LOCATION
+from .settings import kotti_available
 
 #: Values of Kotti's ``KOTTI_DISABLE_POPULATORS`` that turn its populators off.
 _TRUE = ("1", "y", "yes", "t", "true")
+
+
+def is_kotti_site(specs: Iterable[str]) -> bool:
+    """True for a Kotti site: Kotti's own location ``kotti:alembic`` registered and Kotti importable."""
+    return KOTTI_LOCATION in set(specs) and kotti_available()
 
 
 def adjust_for_engine(engine: sa.engine.Engine) -> None:
@@ -39,8 +49,6 @@ def run_populators(migrations: Any, behind: Sequence[str]) -> None:
         return  # Kotti's own switch, read as Kotti reads it
     import transaction
     from pyramid.path import DottedNameResolver
-
-    from .environment import kotti_session
 
     populators = migrations.settings.get("kotti.populators") or []
     if isinstance(populators, str):
@@ -73,5 +81,114 @@ def use_tables_without(migrations: Any, names: list[str], held_back: set[str]) -
         # Kotti reads an empty value as "all tables": name one that exists
         # (create_all skips existing tables).
         with database.connect(migrations.engine) as connection:
-            names = sorted(held_back & database.table_names(connection))[:1]
+            names = sorted(held_back & records.table_names(connection))[:1]
     return " ".join(names)
+
+
+def bind_kotti_session(engine: Any) -> None:
+    """Bind Kotti's ``DBSession`` (and metadata) to ``engine``, as Kotti does."""
+    from kotti import DBSession, metadata
+
+    DBSession.remove()
+    DBSession.registry.clear()
+    DBSession.configure(bind=engine)
+    if hasattr(metadata, "bind"):  # SQLAlchemy < 2
+        metadata.bind = engine
+
+
+@contextlib.contextmanager
+def kotti_session(engine: Any) -> Iterator[None]:
+    """Kotti's ``DBSession`` and metadata bound to ``engine`` for a while, then as they were.
+
+    Inside, ``DBSession()`` is a new session of a registry of its own, in a
+    transaction of its own (a new ``transaction`` manager for this thread),
+    and no request is current (Kotti caches principals and roots on the
+    current request).  So whatever the caller holds - Kotti's test fixtures
+    bind their session to a connection in an open transaction, and register
+    a dummy request - is neither used, committed, closed nor filled with
+    objects of a session that is gone.  On exit the temporary session is
+    closed and the caller's registry, transaction manager, request, the
+    session factory's ``bind`` and ``metadata.bind`` (SQLAlchemy < 2) are
+    restored.
+    """
+    import transaction
+    from kotti import DBSession, metadata
+    from pyramid.threadlocal import get_current_registry, manager
+    from sqlalchemy.util import ScopedRegistry, ThreadLocalRegistry
+
+    saved_registry = DBSession.registry
+    kw = DBSession.session_factory.kw
+    had_bind, saved_bind = "bind" in kw, kw.get("bind")
+    has_metadata_bind = hasattr(metadata, "bind")  # SQLAlchemy < 2
+    saved_metadata_bind = metadata.bind if has_metadata_bind else None
+    saved_transactions = transaction.manager.manager
+
+    if isinstance(saved_registry, ThreadLocalRegistry):
+        DBSession.registry = ThreadLocalRegistry(DBSession.session_factory)
+    else:
+        DBSession.registry = ScopedRegistry(DBSession.session_factory, saved_registry.scopefunc)
+    kw["bind"] = engine
+    if has_metadata_bind:
+        metadata.bind = engine
+    transaction.manager.manager = transaction.TransactionManager()
+    manager.push({"registry": get_current_registry(), "request": None})
+    try:
+        yield
+    finally:
+        try:
+            transaction.abort()  # nothing left open by the work done inside
+            DBSession.remove()
+        finally:
+            manager.pop()
+            transaction.manager.manager = saved_transactions
+            DBSession.registry = saved_registry
+            if had_bind:
+                kw["bind"] = saved_bind
+            else:
+                kw.pop("bind", None)
+            if has_metadata_bind:
+                metadata.bind = saved_metadata_bind
+
+
+def kotti_bound_engine(url: Any) -> Any:
+    """The engine the caller bound Kotti's ``DBSession`` (or metadata) to, if it is for ``url``.
+
+    Kotti's test fixtures (and apps that set up Kotti's session themselves)
+    bind ``DBSession`` before the app is created.  Start-up must work on that
+    engine, not on a second one: a second engine for ``sqlite://`` is another,
+    empty, in-memory database.  ``None`` when nothing is bound, or something
+    bound to another database.
+    """
+    from kotti import DBSession, metadata
+    from sqlalchemy.engine import make_url
+
+    try:
+        wanted = make_url(url) if isinstance(url, str) else url
+    except Exception:  # a bad URL is reported where the engine is built
+        return None
+    for bind in (DBSession.session_factory.kw.get("bind"), getattr(metadata, "bind", None)):
+        engine = getattr(bind, "engine", None)  # an Engine's engine is itself; a Connection's
+        if engine is not None and getattr(engine, "url", None) == wanted:
+            return engine
+    return None
+
+
+def run_in_kotti_transaction(context: Any, options: dict) -> None:
+    """Run on Kotti's ``DBSession`` so that migrations may use the ORM.
+
+    Unlike Kotti's env.py, an error is not swallowed: the transaction is
+    aborted and the error reaches the caller.
+    """
+    import transaction
+    from kotti import DBSession
+    from zope.sqlalchemy import mark_changed
+
+    transaction.begin()
+    try:
+        context.configure(connection=DBSession.connection(), **options)
+        context.run_migrations()
+        mark_changed(DBSession())
+    except BaseException:
+        transaction.abort()
+        raise
+    transaction.commit()

@@ -19,10 +19,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import database
-from .commands import Migrations
+from . import database, records
 from .errors import MigrateError
 from .locations import Location
+from .settings import Options
+from .site import Site
 
 #: Route name of the endpoint.
 ROUTE = "kotti_migrate.status"
@@ -31,18 +32,19 @@ ROUTE = "kotti_migrate.status"
 class Probe:
     """Where the locations of one site stand, cheaply, for a running app."""
 
-    def __init__(self, settings: Any, registry: Any, details: bool) -> None:
+    def __init__(self, settings: Any, registry: Any, details: bool, options: Options | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.details = details
-        self._migrations: Migrations | None = None
+        self.options = options
+        self._migrations: Site | None = None
         self._heads: dict[Location, tuple[str, ...]] = {}
         self._guard = threading.Lock()
 
-    def _site(self) -> tuple[Migrations, dict[Location, tuple[str, ...]]]:
+    def _site(self) -> tuple[Site, dict[Location, tuple[str, ...]]]:
         with self._guard:
             if self._migrations is None:
-                migrations = Migrations(self.settings, self.registry, here=os.getcwd())
+                migrations = Site(self.settings, self.registry, here=os.getcwd(), options=self.options)
                 self._heads = {loc: tuple(migrations.index(loc).heads) for loc in migrations.locations}
                 self._migrations = migrations
             return self._migrations, self._heads
@@ -56,10 +58,10 @@ class Probe:
         tables = [loc.version_table for loc in heads]
         try:
             with database.connect(migrations.engine) as connection:
-                versions = database.read_versions(connection, tables, set(tables))
+                versions = records.read_versions(connection, tables, set(tables))
         except sa.exc.DBAPIError:  # a version table is missing: ask which exist
             with database.connect(migrations.engine) as connection:
-                versions = database.read_versions(connection, tables)
+                versions = records.read_versions(connection, tables)
         locations = []
         for loc, loc_heads in heads.items():
             current = versions[loc.version_table]
@@ -111,8 +113,8 @@ def probe_is_kotti(probe: Probe) -> bool:
     return probe._migrations is not None and probe._migrations.uses_kotti
 
 
-def add_status_route(config: Any, path: str, details: bool) -> None:
-    """Register the endpoint at ``path`` (called by ``includeme``)."""
-    config.registry.kotti_migrate_probe = Probe(config.registry.settings, config.registry, details)
+def add_status_route(config: Any, path: str, details: bool, options: Options | None = None) -> None:
+    """Register the endpoint at ``path`` (called by ``includeme`` with the options it parsed)."""
+    config.registry.kotti_migrate_probe = Probe(config.registry.settings, config.registry, details, options)
     config.add_route(ROUTE, path, factory=lambda request: None)
     config.add_view(status_view, route_name=ROUTE, request_method="GET")

@@ -129,7 +129,8 @@ class _State:
         return self._templates[spec]
 
     def context(self, spec: str | None) -> Any:
-        from .testing import CheckContext, DatabaseFactory
+        from .checks import CheckContext
+        from .testing import DatabaseFactory
 
         if self._folder is None:
             self._folder = tempfile.mkdtemp(prefix="kotti_migrate_tests_")
@@ -167,7 +168,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     state = config.stash.get(_STATE, None)
     if state is None or not state.locations:
         return
-    from .testing import CHECKS
+    from .checks import CHECKS
 
     for spec in state.locations:
         name = f"kotti-migrate[{spec}]"
@@ -192,7 +193,7 @@ class ReadyTest(pytest.Item):
         self.check = check
 
     def runtest(self) -> None:
-        from .testing import CHECKS
+        from .checks import CHECKS
 
         ctx = self.config.stash[_STATE].context(self.spec)
         try:
@@ -226,8 +227,9 @@ def kotti_migrate_db(request: pytest.FixtureRequest) -> Iterator[Any]:
     a new database on the ``--kotti-migrate-url`` PostgreSQL server),
     removed after the test.
     """
+    from .checks import open_database
     from .errors import MigrateError
-    from .testing import CheckFailed, open_database
+    from .testing import CheckFailed
 
     state = request.config.stash[_STATE]
     opened = []

@@ -1,8 +1,8 @@
-"""What exists on disk: revision files, the revision graph, and a cheap index.
+"""What exists on disk, cheaply: an index of each location's revisions.
 
-:class:`LocationScripts` is Alembic's :class:`~alembic.script.ScriptDirectory`
-for one location; a location without its own ``env.py`` runs kotti_migrate's
-default environment instead.
+The revision graph itself (Alembic's ``ScriptDirectory``) is
+:mod:`kotti_migrate.graph`; this module imports it only when the index has
+to be rebuilt.
 
 :func:`revision_index` answers "what are the heads, which revisions exist"
 without importing the revision files when nothing changed on disk: the
@@ -20,18 +20,16 @@ import json
 import os
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from alembic.script import Script, ScriptDirectory
-from alembic.script.revision import CycleDetected
-from alembic.script.revision import RevisionError as AlembicRevisionError
-from alembic.util import CommandError, load_python_file, to_tuple
-
-from .errors import RevisionError
 from .locations import Location
+
+if TYPE_CHECKING:  # pragma: no cover
+    from alembic.script import Script
+
+    from .graph import LocationScripts
 
 #: Bumped when the cache layout changes.
 _CACHE_FORMAT = 3
@@ -40,115 +38,6 @@ _CACHE_FORMAT = 3
 #: second edit within the same tick of the file system clock, keeping the
 #: size, would not change the fingerprint.  Covers coarse clocks (FAT: 2 s).
 _SETTLE_NS = 2_000_000_000
-
-
-class LocationScripts(ScriptDirectory):
-    """The script directory of a location, with a default ``env.py``."""
-
-    location: Location
-
-    def run_env(self) -> None:
-        """Run the location's ``env.py``, or kotti_migrate's default one."""
-        env_py = self.location.env_py
-        if env_py is not None:
-            load_python_file(str(env_py.parent), env_py.name)
-        else:
-            from .environment import run_default_environment
-
-            run_default_environment()
-
-    def _generate_template(self, src: Path, dest: Path, **kw: object) -> None:
-        # A location without a script.py.mako uses kotti_migrate's template.
-        if not Path(src).is_file():
-            src = Path(__file__).parent / "template" / "script.py.mako"
-        super()._generate_template(src, dest, **kw)
-
-
-def load_scripts(location: Location, file_template: str | None = None) -> LocationScripts:
-    """Load the revision graph of ``location``.
-
-    :raises RevisionError: a revision file fails to import, or the graph has
-        a cycle or dangling reference
-    """
-    kwargs: dict = {"messaging_opts": {"quiet": True}}
-    if file_template:
-        kwargs["file_template"] = file_template
-    scripts = LocationScripts(str(location.path), **kwargs)
-    scripts.location = location
-    try:
-        # Walking the graph imports every revision file and validates links.
-        with warnings.catch_warnings():
-            # Alembic warns about a missing down revision, then fails with a
-            # KeyError: reported below as one error.
-            warnings.filterwarnings("ignore", message=r"Revision .* is not present")
-            # Two files with the same revision id: Alembic warns and keeps one.
-            warnings.filterwarnings("error", message=r"Revision .* is present more than once")
-            scripts.revision_map.heads  # noqa: B018
-            for _ in scripts.revision_map.iterate_revisions("heads", "base"):
-                pass
-    except CycleDetected as exc:
-        raise RevisionError(
-            f"location {location.spec!r}: cycle in the revision graph: {exc}"
-        ) from exc
-    except (CommandError, AlembicRevisionError) as exc:
-        raise RevisionError(f"location {location.spec!r}: {exc}") from exc
-    except Exception as exc:  # a revision module that fails to import
-        dangling = _dangling_reference(scripts, exc) or _duplicate_revision(scripts, exc)
-        if dangling:
-            raise RevisionError(f"location {location.spec!r}: {dangling}") from exc
-        filename = _failing_file(exc)
-        what = f"revision file {filename} failed to import" if filename != "?" else "cannot load revisions"
-        raise RevisionError(f"location {location.spec!r}: {what}: {type(exc).__name__}: {exc}") from exc
-    return scripts
-
-
-def _dangling_reference(scripts: ScriptDirectory, exc: BaseException) -> str | None:
-    """For the KeyError of a missing down revision: which revision refers to it."""
-    if not isinstance(exc, KeyError) or not exc.args:
-        return None
-    missing = exc.args[0]
-    try:
-        referrers = [
-            script
-            for script in scripts._load_revisions()
-            if missing in to_tuple(script.down_revision, ()) + to_tuple(script.dependencies, ())
-        ]
-    except Exception:
-        return None
-    if not referrers:
-        return None
-    names = ", ".join(f"{s.revision} ({s.path})" for s in referrers)
-    return f"revision {names} refers to {missing!r}, which does not exist"
-
-
-def _duplicate_revision(scripts: ScriptDirectory, exc: BaseException) -> str | None:
-    """For Alembic's "present more than once" warning: the files sharing an id."""
-    if not isinstance(exc, UserWarning) or "more than once" not in str(exc):
-        return None
-    seen: dict[str, list[str]] = {}
-    try:
-        for script in scripts._load_revisions():
-            seen.setdefault(script.revision, []).append(os.path.basename(script.path))
-    except Exception:
-        return None
-    for revision, files in seen.items():
-        if len(files) > 1:
-            return f"revision {revision} is defined by several files: {', '.join(sorted(files))}"
-    return None
-
-
-def _failing_file(exc: BaseException) -> str:
-    """Best guess at the revision file an import error came from."""
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return exc.filename
-    tb = exc.__traceback__
-    filename = "?"
-    while tb is not None:
-        name = tb.tb_frame.f_code.co_filename
-        if os.sep + "versions" + os.sep in name:
-            filename = name
-        tb = tb.tb_next
-    return filename
 
 
 def revision_label(script: Script) -> str:
@@ -200,14 +89,6 @@ def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
     return result
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/kotti_migrate`` (``~/.cache/kotti_migrate``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache"
-    )
-    return Path(base) / "kotti_migrate"
-
-
 def revision_index(location: Location, cache_dir: Path | None = None) -> RevisionIndex:
     """Heads and revision ids of ``location``, cached on disk.
 
@@ -229,6 +110,8 @@ def revision_index(location: Location, cache_dir: Path | None = None) -> Revisio
         index = _read_cache(cache_file, location, listing)
         if index is not None:
             return index
+    from .graph import load_scripts  # imports alembic.script: only when the cache misses
+
     scripts = load_scripts(location)
     return remember_index(scripts, cache_dir, listing)
 

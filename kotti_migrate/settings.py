@@ -1,4 +1,4 @@
-"""Settings kotti_migrate reads, and how the CLI loads an app's settings.
+"""Settings kotti_migrate reads (parsed once into :class:`Options`), and the ini file they come from.
 
 Settings (all optional):
 
@@ -110,8 +110,6 @@ class Options:
         elif cache:
             cache_dir = Path(cache).expanduser()
         else:
-            from .scripts import default_cache_dir
-
             cache_dir = default_cache_dir()
         metadata = str(settings.get("kotti_migrate.metadata", "") or "").strip() or None
         return cls(
@@ -138,6 +136,12 @@ def _status_path(value: Any) -> str:
     return path
 
 
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/kotti_migrate`` (``~/.cache/kotti_migrate``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kotti_migrate"
+
+
 def startup_disabled() -> bool:
     """True while the CLI loads an app (the start-up hook must stay idle)."""
     return _startup_disabled.get()
@@ -160,154 +164,6 @@ def kotti_available() -> bool:
     return importlib.util.find_spec("kotti") is not None
 
 
-@dataclass
-class LoadedApp:
-    """What the CLI learned from an ini file."""
-
-    settings: dict
-    registry: Any
-    here: str
-    config_file: str
-    section: str
-
-
-def split_config_uri(config_uri: str) -> tuple[str, str]:
-    """``app.ini#section`` -> (absolute path, section); section defaults to main."""
-    path, _, section = config_uri.partition("#")
-    if path.startswith("config:"):
-        path = path[len("config:"):]
-    return os.path.abspath(path), section or "main"
-
-
-def load_app(config_uri: str) -> LoadedApp:
-    """Read an app's settings the way the app sees them, without serving it.
-
-    A Kotti site gets Kotti's defaults and its ``kotti.configurators``
-    applied and its includes configured (so add-ons registering
-    locations are found), but no database work and no populators.  Any
-    other Pyramid app is created through its app factory with
-    kotti_migrate's start-up hook turned off.
-
-    :raises ConfigurationError: missing or unreadable file, missing section,
-        or an app that fails to load
-    """
-    path, section = split_config_uri(config_uri)
-    if os.path.isdir(path):
-        raise ConfigurationError(f"config file {path} is a directory, not an ini file")
-    if not os.path.isfile(path):
-        raise ConfigurationError(f"config file {path} not found")
-    if not os.access(path, os.R_OK):
-        raise ConfigurationError(f"config file {path} is not readable")
-    _prepend_sys_path(path)
-    import plaster
-
-    try:
-        loader = plaster.get_loader(f"{path}#{section}", protocols=["wsgi"])
-        settings = dict(loader.get_wsgi_app_settings(section))
-    except Exception as exc:
-        raise _loading_error(exc, path, section) from exc
-    here = os.path.dirname(path)
-    global_conf = {"here": here, "__file__": path}
-    try:
-        with no_startup():
-            if "kotti.secret" in settings and kotti_available():
-                registry = _configure_kotti(global_conf, settings)
-            else:
-                registry = _configure_plain(loader, section)
-    except ConfigurationError:
-        raise
-    except Exception as exc:
-        raise ConfigurationError(
-            f"app [app:{section}] of {path} failed to load: {type(exc).__name__}: {exc}{_import_hint(exc)}"
-        ) from exc
-    return LoadedApp(
-        settings=dict(registry.settings),
-        registry=registry,
-        here=here,
-        config_file=path,
-        section=section,
-    )
-
-
-def _loading_error(exc: Exception, path: str, section: str) -> ConfigurationError:
-    """The error for an ini file whose app section could not be loaded.
-
-    "cannot be read" is said only when reading or parsing the file failed;
-    a missing ``egg:`` distribution and a failing import say what they are.
-    """
-    import configparser
-    from importlib.metadata import PackageNotFoundError
-
-    if isinstance(exc, UnicodeDecodeError):
-        return ConfigurationError(
-            f"config file {path} cannot be read: it is not a text (UTF-8) ini file "
-            f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
-        )
-    if isinstance(exc, (configparser.Error, OSError)):
-        return ConfigurationError(f"config file {path} cannot be read: {_first_line(exc)}")
-    if isinstance(exc, PackageNotFoundError):  # before ImportError: it is one
-        name = exc.name or str(exc)
-        use = _use_line(path, section)
-        where = f" (`use = {use}` in [app:{section}] of {path})" if use else f" ([app:{section}] of {path})"
-        return ConfigurationError(
-            f"distribution {name!r} is not installed{where}: No package metadata was found "
-            f"for {name}{_distribution_hint(name)}"
-        )
-    if isinstance(exc, ImportError):
-        return ConfigurationError(
-            f"app [app:{section}] of {path} cannot be loaded: {type(exc).__name__}: "
-            f"{_first_line(exc)}{_import_hint(exc)}"
-        )
-    if isinstance(exc, LookupError):
-        if str(exc).startswith("No section"):
-            return ConfigurationError(f"config file {path} has no app section [app:{section}]")
-        return ConfigurationError(f"[app:{section}] of {path}: {_first_line(exc)}")
-    return ConfigurationError(
-        f"app [app:{section}] of {path} failed to load: {type(exc).__name__}: {_first_line(exc)}"
-    )
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def _import_hint(exc: BaseException) -> str:
-    """Advice for a known import failure ('' otherwise)."""
-    if isinstance(exc, ImportError) and (exc.name or "").split(".")[0] == "pkg_resources":
-        return (
-            " (pkg_resources, which Kotti and Pyramid 1.10 import, was removed in setuptools 82: "
-            'pip install "setuptools<82")'
-        )
-    return ""
-
-
-def _distribution_hint(name: str) -> str:
-    """Advice for ``use = egg:NAME`` when NAME is not installed ('' otherwise)."""
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    twins = {"kotti": "kotti2", "kotti2": "kotti"}
-    other = twins.get(name.lower())
-    if other:
-        try:
-            installed = distribution(other).metadata["Name"]
-        except PackageNotFoundError:
-            pass
-        else:
-            return f"; {installed} is installed: write `use = egg:{other}`"
-    return f"; install it (pip install {name}) or fix the `use =` line"
-
-
-def _use_line(path: str, section: str) -> str | None:
-    """The ``use =`` value of ``[app:section]`` as written, None when unreadable."""
-    import configparser
-
-    parser = configparser.RawConfigParser(strict=False)
-    try:
-        parser.read(path, encoding="utf-8")
-        return parser.get(f"app:{section}", "use").strip() or None
-    except (configparser.Error, OSError, UnicodeError):
-        return None
 def pastedeploy_config_file() -> str | None:
     """The ini file PasteDeploy is loading the app from, when called while it does.
 
@@ -343,44 +199,3 @@ def alembic_ini_options(path: str, section: str = "alembic") -> dict[str, str]:
         return dict(config.get_section(section) or {})
     except Exception:  # an unreadable file is reported when the app is loaded
         return {}
-
-
-def _prepend_sys_path(path: str) -> None:
-    """Honour ``prepend_sys_path`` of the ini file's ``[alembic]`` section.
-
-    Alembic puts these folders (relative ones: relative to the working
-    directory) in front of ``sys.path`` before it loads an env.py; doing
-    the same lets one ini file serve ``alembic -c`` and ``kotti-migrate``
-    for an add-on that is not installed (``prepend_sys_path = .``).
-    """
-    import sys
-
-    from alembic.config import Config
-
-    try:
-        folders = Config(path).get_prepend_sys_paths_list() or []
-    except Exception:  # an unreadable file is reported when the app is loaded
-        return
-    sys.path[:0] = [folder for folder in folders if folder not in sys.path]
-
-
-def _configure_kotti(global_conf: dict, settings: dict) -> Any:
-    import kotti
-
-    config = kotti.base_configure(global_conf, **settings)
-    return config.registry
-
-
-def _configure_plain(loader: Any, section: str) -> Any:
-    from pyramid.config import global_registries
-    from pyramid.threadlocal import get_current_registry
-
-    app = loader.get_wsgi_app(section)
-    registry = getattr(app, "registry", None)
-    if registry is None:  # the app factory wrapped the router in middleware
-        registry = global_registries.last or get_current_registry()
-    if getattr(registry, "settings", None) is None:
-        raise ConfigurationError(
-            f"the app of [app:{section}] is not a Pyramid app (no registry with settings found)"
-        )
-    return registry

@@ -5,275 +5,36 @@ site before ``initialize_sql``), under a database-wide lock, in three steps:
 
 1. :func:`read_state` reads what the database and the code say (version
    tables, revision indexes, which of each location's tables exist);
-2. :func:`plan` decides, per location, from that state alone: it reads
-   nothing and changes nothing;
+2. :func:`kotti_migrate.plan.plan` decides, per location, from that state
+   alone (the decision table is in :mod:`kotti_migrate.plan`);
 3. :func:`apply` carries the plan out (migrations, ``create_all``, stamps,
    Kotti's populators) and logs every decision on the ``kotti_migrate``
    logger.
-
-==========================================  =============  =========================
-Database state                              auto-upgrade   What happens
-==========================================  =============  =========================
-empty (or only empty version tables)        any            create_all, stamp every
-                                                           location at its head(s)
-location without version rows, its          any            create_all creates them,
-tables absent (add-on just installed)                      stamped at head(s)
-location without version rows, its          any            upgraded from base to
-tables there, differing from the models                    head(s), then recorded
-location without version rows, its          any            stamped at head(s)
-tables there, matching the models
-location behind its head(s)                 on             upgraded before serving
-location behind its head(s)                 off            WARNING with the command;
-                                                           start-up stops instead when
-                                                           a table every page needs is
-                                                           missing or lacks columns
-database at a revision the code lacks       on             start-up stops (error)
-database at a revision the code lacks       off            WARNING
-a migration fails                           any            start-up stops (error)
-==========================================  =============  =========================
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from . import database
+from . import database, records
 from .commands import Migrations, RunReport
-from .errors import MigrateError, MigrationsRequired, UnknownDatabaseRevision
-from .locations import Location
+from .errors import MigrateError
+from .kotti_site import adjust_for_engine, kotti_bound_engine, run_populators, use_tables_without
+from .plan import Decision as Decision
+from .plan import LocationState as LocationState
+from .plan import Plan as Plan
+from .plan import RequiredTable as RequiredTable
+from .plan import SiteState as SiteState
+from .plan import plan as plan
+from .plan import tables_text
+from .plan import upgrade_command as upgrade_command
 from .settings import Options, kotti_available, startup_disabled
 
 log = logging.getLogger("kotti_migrate")
-
-
-# -- what start-up reads -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LocationState:
-    """What the database and the code say about one location.
-
-    :ivar current: revisions in the version table; None when it is missing
-        (an empty version table reads as ``()``)
-    :ivar heads: head revisions on disk
-    :ivar known: every revision id on disk
-    :ivar owned: tables the location's own models define
-    :ivar existing: those of ``owned`` that exist in the database
-    :ivar differences: for a location without version rows whose tables
-        exist, what the models would change in them (empty: they match);
-        None when not compared
-    """
-
-    location: Location
-    current: tuple[str, ...] | None
-    heads: tuple[str, ...]
-    known: frozenset[str]
-    owned: frozenset[str] = frozenset()
-    existing: frozenset[str] = frozenset()
-    differences: tuple[str, ...] | None = None
-
-    @property
-    def unstamped(self) -> bool:
-        """No version table; or one without rows while the location's tables exist.
-
-        An empty version table (``stamp --rev base``) beside the location's
-        tables says nothing about them: they are compared with the models as
-        if the table were missing.  Without any of its tables, an empty
-        version table means what Alembic says: the location is at base.
-        """
-        return self.current is None or (not self.current and bool(self.existing) and bool(self.heads))
-
-    @property
-    def at_head(self) -> bool:
-        """At its head(s); a location without revisions is, once its version table exists."""
-        return self.current is not None and set(self.current) == set(self.heads)
-
-
-@dataclass(frozen=True)
-class RequiredTable:
-    """A table that every query of a polymorphic base class loads.
-
-    In Kotti every page queries ``Node``, which joins every content type's
-    table: while one of them is missing (or lacks a column), no page works.
-
-    :ivar missing_columns: None when the table itself is missing
-    """
-
-    name: str
-    base: str
-    missing_columns: tuple[str, ...] | None
-
-
-@dataclass(frozen=True)
-class SiteState:
-    """Everything :func:`plan` decides from."""
-
-    locations: tuple[LocationState, ...]
-    fresh: bool
-    creates_tables: bool
-    auto_upgrade: bool
-    config_file: str = "<config.ini>"
-    #: Required tables the database lacks (or lacks columns of); read only
-    #: when a location is not at its head.
-    required: tuple[RequiredTable, ...] = ()
-    #: Every table of the database when it was read.
-    tables: frozenset[str] = frozenset()
-
-
-# -- what start-up decides ---------------------------------------------------------
-
-
-@dataclass
-class Decision:
-    """What start-up does (or advises) for one location.
-
-    :ivar action: ``stamp`` (record the head(s) after create_all),
-        ``upgrade`` (run migrations before create_all), ``adopt`` (upgrade
-        from base: tables that predate the migrations), ``ok`` (at head),
-        ``warn`` (left as it is, with a warning)
-    :ivar reason: ``fresh``, ``new``, ``match``, ``no-models``, ``pending``,
-        ``unknown`` or ``head``
-    :ivar message: the log line
-    """
-
-    location: Location
-    action: str
-    reason: str = ""
-    message: str = ""
-    level: int = logging.INFO
-    #: Tables of this location that create_all must leave alone.
-    held_back: frozenset[str] = frozenset()
-
-
-@dataclass
-class Plan:
-    """The decisions of one start-up; ``error`` stops it before anything changes."""
-
-    decisions: list[Decision] = field(default_factory=list)
-    error: MigrateError | None = None
-    #: Filled by :func:`apply`: what the migrations did, and the tables create_all made.
-    reports: list[RunReport] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
-
-    @property
-    def held_back(self) -> set[str]:
-        """Tables create_all must not create (their locations' migrations will)."""
-        held: set[str] = set()
-        for decision in self.decisions:
-            held |= decision.held_back
-        return held
-
-    @property
-    def stamps(self) -> list[Location]:
-        return [d.location for d in self.decisions if d.action == "stamp"]
-
-
-def upgrade_command(config_file: str, location: Location) -> str:
-    """The exact ``kotti-migrate`` command that upgrades ``location``."""
-    return f"kotti-migrate {config_file} upgrade --scripts={location.spec}"
-
-
-def _tables(names: frozenset[str] | set[str]) -> str:
-    return ", ".join(sorted(names))
-
-
-def plan(state: SiteState) -> Plan:
-    """Decide what start-up does: reads nothing, changes nothing."""
-    result = Plan()
-    for loc_state in state.locations:
-        result.decisions.append(_decide(state, loc_state))
-    unknown_errors = [d for d in result.decisions if d.action == "error"]
-    if unknown_errors:
-        result.error = UnknownDatabaseRevision(unknown_errors[0].message)
-        return result
-    result.error = _cannot_serve(state, result)
-    return result
-
-
-def _decide(state: SiteState, ls: LocationState) -> Decision:
-    loc = ls.location
-    heads = ", ".join(ls.heads) or "no revisions yet"
-    if (state.fresh or ls.unstamped) and not state.creates_tables:
-        return Decision(
-            loc, "upgrade", "no-models",
-            f"{loc.spec} has no version table and no models to create tables from: "
-            "upgrading from base to head",
-        )  # fmt: skip
-    if state.fresh:
-        return Decision(loc, "stamp", "fresh")
-    if ls.unstamped:
-        table = "no version table" if ls.current is None else "an empty version table"
-        if ls.existing and not ls.differences:
-            return Decision(
-                loc, "stamp", "match",
-                f"{loc.spec} has {table}; its tables exist and match the models "
-                f"({_tables(ls.existing)}): stamped at head",
-            )  # fmt: skip
-        if ls.existing:
-            return Decision(
-                loc, "adopt", "differ",
-                f"{loc.spec} has {table} but its tables exist ({_tables(ls.existing)}) and "
-                "differ from the models: upgrading from base to head",
-            )  # fmt: skip
-        created = f" ({_tables(ls.owned)})" if ls.owned else ""
-        return Decision(
-            loc, "stamp", "new",
-            f"{loc.spec} is new to this database: its tables{created} are created "
-            "and it is stamped at head",
-        )  # fmt: skip
-    current = ", ".join(ls.current or ()) or "base"
-    unknown = sorted(set(ls.current or ()) - ls.known)
-    if unknown:
-        message = (
-            f"the database has {loc.spec} at {', '.join(unknown)}, a revision this code "
-            f"does not know (heads: {heads}); was the code rolled back?"
-        )
-        if state.auto_upgrade:
-            return Decision(loc, "error", "unknown", message, logging.ERROR)
-        return Decision(loc, "warn", "unknown", message, logging.WARNING, ls.owned)
-    if ls.at_head:
-        where = f"is at its head {heads}" if ls.heads else "has no revisions yet"
-        return Decision(loc, "ok", "head", f"{loc.spec} {where}")
-    if state.auto_upgrade:
-        return Decision(loc, "upgrade", "pending", f"upgrading {loc.spec} from {current} to {heads}")
-    tables = f" ({_tables(ls.owned)})" if ls.owned else ""
-    return Decision(
-        loc, "warn", "pending",
-        f"{loc.spec} is at {current}, behind its head {heads}; pages using its tables{tables} "
-        f"may fail until it is upgraded; run: {upgrade_command(state.config_file, loc)}",
-        logging.WARNING, ls.owned,
-    )  # fmt: skip
-
-
-def _cannot_serve(state: SiteState, result: Plan) -> MigrateError | None:
-    """The error to stop with when a location left behind breaks every page."""
-    held = {d.location.spec: d for d in result.decisions if d.action == "warn"}
-    if not held:
-        return None
-    by_spec = {ls.location.spec: ls for ls in state.locations}
-    for required in state.required:
-        decision = next((d for d in held.values() if required.name in d.held_back), None)
-        if decision is None:
-            continue
-        loc = decision.location
-        ls = by_spec[loc.spec]
-        if required.missing_columns is None:
-            what = f"table {required.name} is missing"
-        else:
-            what = f"table {required.name} lacks column(s) {', '.join(required.missing_columns)}"
-        current = ", ".join(ls.current or ()) or "base"
-        return MigrationsRequired(
-            f"{loc.spec} is at {current}, behind its head {', '.join(ls.heads)}, and the site "
-            f"cannot serve until it is upgraded: {what} (every query of {required.base} "
-            f"loads it); run: {upgrade_command(state.config_file, loc)}, "
-            "or start with kotti_migrate.auto_upgrade = true"
-        )
-    return None
 
 
 # -- reading and applying ----------------------------------------------------------
@@ -286,7 +47,7 @@ def read_state(
     if auto_upgrade is None:
         auto_upgrade = options.auto_upgrade
     with database.connect(migrations.engine) as connection:
-        existing, versions, fresh = database.read_records(
+        existing, versions, fresh = records.read_records(
             connection, [loc.version_table for loc in migrations.locations]
         )
     creates_tables = migrations.metadata is not None and options.create_all
@@ -345,7 +106,7 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
         log.info(
             "tables of locations not at a known head are left as they are "
             "(not created by create_all): %s",
-            _tables(held_back),
+            tables_text(held_back),
         )
     if state.creates_tables:
         existing = None if migrated else state.tables
@@ -373,14 +134,12 @@ def _create_all(migrations: Migrations, held_back: set[str], existing: frozenset
     tables = _tables_to_create(migrations, held_back)
     if existing is None:
         with database.connect(migrations.engine) as connection:
-            existing = frozenset(database.table_names(connection))
+            existing = frozenset(records.table_names(connection))
     candidates = tables if tables is not None else metadata.sorted_tables
     missing = [table.name for table in candidates if table.name not in existing]
     if not missing:
         return []
     if migrations.uses_kotti:
-        from .kotti_site import adjust_for_engine
-
         adjust_for_engine(migrations.engine)
     with migrations.engine.begin() as connection:
         metadata.create_all(connection, tables=tables)
@@ -401,6 +160,8 @@ def _tables_to_create(migrations: Migrations, held_back: set[str]) -> list[Any] 
 
 
 def _log_report(report: RunReport) -> None:
+    if report.output.strip():
+        log.info("%s: its env.py wrote:\n%s", report.location.spec, report.output.rstrip())
     for step in report.steps:
         log.info(
             "%s %s %s (%s) in %.3f s",
@@ -429,8 +190,6 @@ def run_startup(
         planned = plan(state)
         apply(migrations, planned, state)
         if migrations.uses_kotti:
-            from .kotti_site import run_populators
-
             held = [d.location for d in planned.decisions if d.action == "warn"]
             run_populators(migrations, [upgrade_command(config_file, loc) for loc in held])
     return planned
@@ -445,25 +204,28 @@ def preview(
     return state, plan(state)
 
 
-def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decision]:
-    """The start-up hook: does nothing when disabled or while the CLI loads the app."""
-    options = Options.from_settings(settings)
+def on_startup(
+    settings: Mapping[str, Any], registry: Any = None, options: Options | None = None
+) -> list[Decision]:
+    """The start-up hook: does nothing when disabled or while the CLI loads the app.
+
+    :param options: the settings as ``config.include('kotti_migrate')``
+        parsed them (parsed here when not given)
+    """
+    if options is None:
+        options = Options.from_settings(settings)
     if not options.startup or startup_disabled():
         return []
     engine = None
     if kotti_available():
-        from .environment import kotti_bound_engine
-
         # Kotti's session already bound (Kotti's test fixtures): work on that
         # engine, the same database even for sqlite:// (in memory).
         engine = kotti_bound_engine(settings.get("sqlalchemy.url"))
-    migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine)
+    migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine, options=options)
     try:
         planned = run_startup(migrations)
         if migrations.uses_kotti and planned.held_back and isinstance(settings, dict):
             # Kotti's initialize_sql runs create_all after this hook: keep it off them too.
-            from .kotti_site import use_tables_without
-
             settings["kotti.use_tables"] = use_tables_without(
                 migrations, [t.name for t in _tables_to_create(migrations, planned.held_back) or []],
                 planned.held_back,

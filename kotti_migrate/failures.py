@@ -1,0 +1,163 @@
+"""What went wrong in a run of a migration environment, told in one line.
+
+:class:`StepRecorder` follows the steps Alembic runs (so a report can time
+them, and an error can name the revision that failed even when an ``env.py``
+swallowed it); :func:`failed` turns a failure into a :class:`MigrationFailed`.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from . import database
+from .errors import MigrateError, MigrationFailed
+from .locations import Location
+from .reports import StepReport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .site import Site
+
+
+@dataclass
+class StepRecorder:
+    """Follows the steps Alembic runs, to time them and find the one that failed.
+
+    ``wrap`` wraps the function handed to the environment.  Alembic asks it
+    for the steps one at a time and runs each (migration, version table
+    update) before asking for the next, so a step is complete when the next
+    one is asked for.  A step handed out but never completed is the one that
+    failed, even when an ``env.py`` swallowed the exception.
+    """
+
+    applied: list[StepReport] = field(default_factory=list)
+    pending_step: Any = None
+    #: True once Alembic asked for the steps: the env.py ran its migrations.
+    called: bool = False
+    #: True once Alembic asked for every step: the run got to its end.
+    finished: bool = False
+    #: What a successful run's own env.py wrote to stderr (passwords masked).
+    output: str = ""
+    _started: float = 0.0
+
+    def wrap(self, fn: Callable[[Any, Any], Iterable[Any]]) -> Callable[[Any, Any], Iterator[Any]]:
+        def steps(heads: Any, context: Any) -> Iterator[Any]:
+            self.called = True
+            for step in fn(heads, context) or ():
+                self.pending_step = step
+                self._started = time.perf_counter()
+                yield step
+                self._completed(step)
+            self.finished = True
+
+        return steps
+
+    def _completed(self, step: Any) -> None:
+        info = step.info
+        if info.is_stamp:
+            revs, direction = info.destination_revision_ids, "stamp"
+        else:
+            revs = info.up_revision_ids
+            direction = "upgrade" if info.is_upgrade else "downgrade"
+        doc = "" if info.is_stamp else (getattr(step, "doc", None) or "")
+        lines = doc.strip().splitlines()
+        self.applied.append(
+            StepReport(
+                revision=", ".join(revs) or "base",
+                description=lines[0] if lines else "",
+                direction=direction,
+                seconds=time.perf_counter() - self._started,
+            )
+        )
+        self.pending_step = None
+
+    @property
+    def failed_revision(self) -> str | None:
+        """The revision of the step that started but never completed."""
+        step = self.pending_step
+        if step is None:
+            return None
+        revision = getattr(step, "revision", None)
+        if revision is not None:
+            return revision.revision
+        return ", ".join(getattr(step, "to_revisions", ()) or ()) or "stamp"
+
+
+def failed(
+    site: Site,
+    location: Location,
+    recorder: StepRecorder,
+    exc: BaseException | None,
+    sql: bool,
+    captured: io.StringIO,
+) -> MigrationFailed:
+    """The error for a run that failed (``exc``), or whose env.py swallowed the error (``None``).
+
+    Names the revision that failed, the reason (passwords masked) and where
+    the database is now; ``details`` holds what the env.py printed.
+    """
+    revision = recorder.failed_revision
+    output = captured.getvalue()
+    ran_nothing = exc is None and not recorder.called and not output.strip()
+    if exc is None:
+        last = _last_error_line(output)
+        if last:
+            reason = f"{last} (reported and rolled back by its env.py)"
+        elif ran_nothing:
+            reason = (
+                f"its env.py ({location.env_py}) ran no migrations: it returned without "
+                f"calling context.run_migrations() (check the conditions it runs them under)"
+            )
+        else:
+            reason = "its env.py handled the error and rolled back"
+        reason = database.scrub(reason, site.engine.url)
+    else:
+        text = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+        reason = database.scrub(reason, site.engine.url)
+    current: tuple[str, ...] = ()
+    where = ""
+    if not sql:
+        try:
+            current = site.current_revisions(location) or ()
+            where = f"; the database is at {', '.join(current) or 'base'}"
+        except MigrateError:
+            pass
+    if revision:
+        what = f"revision {revision}"
+    elif sql and location.env_py is not None:
+        what = "its env.py in offline (--sql) mode"
+    else:
+        what = "the migration environment"
+    backend = site.engine.url.get_backend_name()
+    if revision and not sql and backend in ("mysql", "mariadb"):
+        # Their DDL commits by itself: the failed revision's schema
+        # changes up to the error stay, without its version row.
+        previous = ", ".join(current) or "base"
+        where += (
+            f"; {backend} cannot roll back schema changes, so revision {revision} may be "
+            f"half-applied: inspect the database and undo what it did, make sure the version "
+            f"table says {previous} ("
+            + site.command(f"stamp --scripts={location.spec} --purge --rev {previous}")
+            + "), fix the revision and upgrade again"
+        )
+    failed = "" if ran_nothing else f"{what} failed: "
+    error = MigrationFailed(
+        f"location {location.spec!r}: {failed}{reason}{where}",
+        location=location.spec,
+        revision=revision,
+        current=current,
+    )
+    error.details = database.scrub(output, site.engine.url)
+    return error
+
+
+def _last_error_line(output: str) -> str:
+    """The exception line of the last traceback in ``output``."""
+    for line in reversed(output.strip().splitlines()):
+        if line and not line[0].isspace() and not line.startswith(("[SQL", "(Background", "[parameters")):
+            if "Error" in line or "Exception" in line or ":" in line:
+                return line.strip()
+    return ""
