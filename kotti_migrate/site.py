@@ -156,8 +156,8 @@ class Site:
     def advice_ini(self) -> str:
         """The ini file named in advice: ``kotti_migrate.config_file`` (which
         ``config.include('kotti_migrate')`` captures from PasteDeploy), the one
-        the site was loaded from, else ``<config.ini>``."""
-        ini = self.settings.get("kotti_migrate.config_file") or self.config_uri
+        the site was loaded from or given as ``config_file``, else ``<config.ini>``."""
+        ini = self.settings.get("kotti_migrate.config_file") or self.config_uri or self.config_file
         return str(ini) if ini else NO_INI
 
     def command(self, arguments: str) -> str:
