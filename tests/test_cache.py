@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tables, versions
+from helpers import tables, versions
 
 from kotti_migrate.commands import Migrations
 from kotti_migrate.locations import resolve_location

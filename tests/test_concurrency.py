@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import boot, cli, columns, execute, query, tables, versions
+from helpers import boot, cli, columns, execute, query, tables, versions
 
 pytestmark = pytest.mark.kotti
 

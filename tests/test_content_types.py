@@ -16,7 +16,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import (
+from helpers import (
     boot,
     cli_process,
     columns,

@@ -13,7 +13,7 @@ import socket
 import uuid
 
 import pytest
-from conftest import cli, cli_process, columns, execute, query, tables, versions, write_ini
+from helpers import cli, cli_process, columns, execute, query, tables, versions, write_ini
 
 PASSWORD = "s3cret-pw"
 PREFIX = "kotti-migrate: error:"

@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO, boot, cli_process, query, serve, tables, versions
+from helpers import REPO, boot, cli_process, query, serve, tables, versions
 
 pytestmark = pytest.mark.kotti2
 

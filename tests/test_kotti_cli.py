@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import boot, cli, cli_process, columns, execute, query, tables, versions
+from helpers import boot, cli, cli_process, columns, execute, query, tables, versions
 
 from kotti_migrate.database import mask_url
 

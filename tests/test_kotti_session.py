@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import query, versions
+from helpers import query, versions
 
 pytestmark = pytest.mark.kotti
 

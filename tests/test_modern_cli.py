@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PROJECTS, cli, cli_process, columns, execute, query, tables, versions, write_ini
+from helpers import PROJECTS, cli, cli_process, columns, execute, query, tables, versions, write_ini
 
 pytestmark = pytest.mark.modern
 

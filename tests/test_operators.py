@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import boot, cli, columns, execute, query, started, tables, versions
+from helpers import boot, cli, columns, execute, query, started, tables, versions
 
 KOTTI_HEAD = "814c4ec72f1"
 NOTES_FIRST, NOTES_HEAD = "a1b2c3d4e5f6", "b2c3d4e5f6a7"
@@ -205,7 +205,7 @@ def test_readiness_endpoint_on_a_kotti_site(kotti_ini, db_url):
 
 @pytest.mark.modern
 def test_readiness_endpoint_on_an_unreachable_database_says_why_without_password(modern_ini, tmp_path):
-    from conftest import free_port
+    from helpers import free_port
 
     url = f"postgresql+psycopg2://app:pw-s3cret-x@127.0.0.1:{free_port()}/app"
     ini = modern_ini(url, kotti_migrate__status_path="/-/migrations", kotti_migrate__startup="false")

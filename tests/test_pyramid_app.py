@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PROJECTS, Result, boot, cli, columns, execute, free_port, query, serve, tables, versions
+from helpers import PROJECTS, Result, boot, cli, columns, execute, free_port, query, serve, tables, versions
 
 pytestmark = pytest.mark.modern
 

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import boot, cli_process, failed, logged, started, tables, versions
+from helpers import boot, cli_process, failed, logged, started, tables, versions
 
 ADDONS = "kotti_pdf.kotti_configure kotti_image.kotti_configure"
 

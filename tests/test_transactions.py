@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import (
+from helpers import (
     STACK,
     boot,
     cli,
