@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import KOTTI_EGG, PROJECTS, STACK, STACKS, write_ini
+from helpers import KOTTI_EGG, PROJECTS, REVISION, STACK, STACKS, TINY_APP_INIT, new_package, write_ini
 
 sys.path.insert(0, str(PROJECTS))
 
@@ -119,5 +119,39 @@ def modern_ini(tmp_path):
             url,
             {k.replace("__", "."): v for k, v in settings.items()},
         )
+
+    return make
+
+
+@pytest.fixture
+def tiny_app(tmp_path, monkeypatch):
+    """Factory: a new app package under tmp_path, its revisions and an ini file.
+
+    ``revisions`` maps file names to ``(rev, down, upgrade body)`` (or to the
+    file's text).  Returns ``(ini, package name, versions folder)``.
+    """
+    root = tmp_path / "pkgs"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ["PYTHONPATH"]]))
+
+    def make(url: str, revisions: dict | None = None, **settings):
+        name, package = new_package(root, "tiny")
+        (package / "alembic" / "versions").mkdir(parents=True)
+        (package / "__init__.py").write_text(TINY_APP_INIT.format(name=name))
+        for filename, spec in (revisions or {}).items():
+            if isinstance(spec, str):
+                text = spec
+            else:
+                rev, down, upgrade = spec
+                text = REVISION.format(doc=f"Revision {rev}", rev=rev, down=down, upgrade=upgrade)
+            (package / "alembic" / "versions" / filename).write_text(text)
+        ini = write_ini(
+            tmp_path / f"{name}.ini",
+            f"call:{name}:main",
+            url,
+            {k.replace("__", "."): v for k, v in settings.items()},
+        )
+        return ini, name, package / "alembic" / "versions"
 
     return make

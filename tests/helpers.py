@@ -414,3 +414,82 @@ def start_boot(ini: Path, env: dict | None = None, request: str = "/") -> Bootin
             cwd=str(ini.parent),
         )
     return Booting(proc, out_path, err_path)
+
+
+# -- a tiny Pyramid app (the ``tiny_app`` fixture) -------------------------------------
+
+#: ``__init__.py`` of a tiny app package ``{name}``: one table, its own location.
+TINY_APP_INIT = '''\
+import sqlalchemy as sa
+from pyramid.config import Configurator
+
+metadata = sa.MetaData()
+things = sa.Table(
+    "things",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(50)),
+)
+
+
+def main(global_config, **settings):
+    settings.setdefault("kotti_migrate.metadata", "{name}.metadata")
+    config = Configurator(settings=settings)
+    config.include("kotti_migrate")
+    config.add_alembic_dir("{name}:alembic")
+    return config.make_wsgi_app()
+'''
+
+#: A revision file: ``doc``, ``rev``, ``down`` and the body of ``upgrade`` (indented).
+REVISION = '''\
+"""{doc}
+
+Revision ID: {rev}
+Revises: {down}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = {rev!r}
+down_revision = {down!r}
+
+
+def upgrade():
+{upgrade}
+
+
+def downgrade():
+    pass
+'''
+
+CREATE_THINGS = """\
+    op.create_table(
+        "things",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(50)),
+    )"""
+
+
+# -- kotti-migrate's error output ----------------------------------------------------
+
+#: How every kotti-migrate error line begins.
+ERROR_PREFIX = "kotti-migrate: error:"
+
+
+def one_error_line(result, code: int = 1) -> str:
+    """The single error line of a failed run (asserts the shape of the failure)."""
+    assert result.code == code, (result.code, result.out, result.err)
+    assert "Traceback" not in result.err, result.err
+    lines = result.err.strip("\n").splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith(ERROR_PREFIX), result.err
+    assert PASSWORD not in result.out + result.err
+    return lines[0]
+
+
+def assert_verbose_traceback(result, line: str) -> None:
+    """With -v: a traceback, and still the same one-line error at the end."""
+    assert result.code == 1, result.err
+    assert "Traceback (most recent call last)" in result.err, result.err
+    assert result.err.strip("\n").splitlines()[-1] == line
+    assert PASSWORD not in result.out + result.err
