@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -177,10 +178,11 @@ def boot(
 # -- start-up results ----------------------------------------------------------------
 
 
-def started(result: Result) -> None:
+def started(result: Result) -> Result:
     """The app was created and served its front page."""
     assert result.code == 0, result.err
     assert "STATUS 200" in result.out, result.out + result.err
+    return result
 
 
 def failed(result: Result) -> str:
@@ -199,8 +201,14 @@ def failed(result: Result) -> str:
 
 
 def logged(err: str, level: str) -> list[str]:
-    """kotti_migrate's log lines of one level (boot/serve log as ``LEVEL [logger] message``)."""
-    return [line for line in err.splitlines() if line.startswith(f"{level} [kotti_migrate")]
+    """kotti_migrate's log lines of one level.
+
+    :func:`boot` and :func:`serve` log as ``LEVEL [logger] message``; an
+    app's own logging configuration may put a time and padding first
+    (the Pyramid starter's ``%(asctime)s %(levelname)-5.5s [%(name)s]``).
+    """
+    pattern = re.compile(rf"(^|\s){level}\s*\[kotti_migrate")
+    return [line for line in err.splitlines() if pattern.search(line)]
 
 
 # -- pserve ------------------------------------------------------------------------
