@@ -14,12 +14,24 @@ that cannot be started fails the run instead of skipping.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import KOTTI_EGG, PROJECTS, REVISION, STACK, STACKS, TINY_APP_INIT, new_package, write_ini
+from helpers import (
+    KOTTI_EGG,
+    PROJECTS,
+    REVISION,
+    STACK,
+    STACKS,
+    TINY_APP_INIT,
+    boot,
+    new_package,
+    started,
+    write_ini,
+)
 
 sys.path.insert(0, str(PROJECTS))
 
@@ -88,6 +100,19 @@ def _isolated(tmp_path, monkeypatch):
 # -- sites -------------------------------------------------------------------------
 
 
+def kotti_settings(addons: bool = True, **settings) -> dict:
+    """The settings of a test Kotti site with kotti_migrate included (and kotti_notes)."""
+    base = {
+        "kotti.site_title": "test site",
+        "kotti.secret": "secret",
+        "pyramid.includes": "kotti_migrate",
+    }
+    if addons:
+        base["kotti.configurators"] = "kotti_notes.kotti_configure"
+    base.update({k.replace("__", "."): v for k, v in settings.items()})
+    return base
+
+
 @pytest.fixture
 def kotti_ini(tmp_path):
     """Factory: the ini file of a Kotti site with kotti_migrate included."""
@@ -95,15 +120,49 @@ def kotti_ini(tmp_path):
     def make(
         url: str, addons: bool = True, name: str = "site.ini", use: str = KOTTI_EGG, **settings
     ) -> Path:
-        base = {
-            "kotti.site_title": "test site",
-            "kotti.secret": "secret",
-            "pyramid.includes": "kotti_migrate",
-        }
-        if addons:
-            base["kotti.configurators"] = "kotti_notes.kotti_configure"
-        base.update({k.replace("__", "."): v for k, v in settings.items()})
-        return write_ini(tmp_path / name, use, url, base)
+        return write_ini(tmp_path / name, use, url, kotti_settings(addons, **settings))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _booted_sites(tmp_path_factory) -> dict:
+    """Fresh Kotti sites booted once per session (per xdist worker): (backend, addons) -> URL."""
+    return {"folder": tmp_path_factory.mktemp("booted-sites")}
+
+
+@pytest.fixture
+def booted_kotti_site(request, _booted_sites):
+    """Factory: make ``url`` (an empty database) a copy of a Kotti site after its first boot.
+
+    ``booted_kotti_site(url, addons=True)`` gives what ``boot(kotti_ini(url,
+    addons))`` on an empty database leaves (Kotti's tables and content,
+    kotti_notes' unless ``addons=False``, every location stamped at its head),
+    copied from a site booted once per session: a SQLite file copy, or
+    ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL.  What that first boot
+    does is tested by test_startup_kotti.py's fresh-database tests; the tests
+    that only start from a booted site use this instead of booting again.
+    """
+
+    def make(url: str, addons: bool = True) -> None:
+        backend = sa.engine.make_url(url).get_backend_name()
+        key = (backend, addons)
+        if key not in _booted_sites:
+            folder = _booted_sites["folder"] / f"{backend}-{'addons' if addons else 'kotti'}"
+            folder.mkdir()
+            if backend == "sqlite":
+                template = f"sqlite:///{folder}/site.db"
+            else:
+                template = request.getfixturevalue("pg_server").new_database()
+            started(boot(write_ini(folder / "site.ini", KOTTI_EGG, template, kotti_settings(addons))))
+            _booted_sites[key] = template
+        template = _booted_sites[key]
+        if backend == "sqlite":
+            target = Path(sa.engine.make_url(url).database)
+            assert not target.exists() or target.stat().st_size == 0, f"{url} is not empty"
+            shutil.copyfile(sa.engine.make_url(template).database, target)
+        else:
+            request.getfixturevalue("pg_server").clone_database(template, url)
 
     return make
 

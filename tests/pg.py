@@ -123,3 +123,24 @@ class PostgresServer:
         engine.dispose()
         url = sa.engine.make_url(self.admin_url).set(database=name)
         return url.render_as_string(hide_password=False)
+
+    def clone_database(self, template_url: str, url: str) -> None:
+        """Make the database of ``url`` a copy of the one of ``template_url``
+        (``CREATE DATABASE ... TEMPLATE``; nobody may be connected to either)."""
+        template = sa.engine.make_url(template_url).database
+        name = sa.engine.make_url(url).database
+        engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            for attempt in range(50):
+                try:
+                    with engine.connect() as conn:
+                        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+                        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+                    return
+                except sa.exc.OperationalError:
+                    # The template's last session may still be closing.
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.2)
+        finally:
+            engine.dispose()

@@ -38,9 +38,9 @@ def test_prepare_creates_a_fresh_kotti_site_and_is_idempotent(kotti_ini, db_url)
 
 
 @pytest.mark.kotti
-def test_plan_then_prepare_on_a_site_with_pending_migrations(kotti_ini, db_url):
+def test_plan_then_prepare_on_a_site_with_pending_migrations(kotti_ini, db_url, booted_kotti_site):
     ini = kotti_ini(db_url)
-    started(boot(ini))
+    booted_kotti_site(db_url)
     assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
 
     planned = cli(ini, "plan")
@@ -87,12 +87,12 @@ def test_plan_and_prepare_adopt_an_app_whose_tables_predate_its_migrations(moder
 
 
 @pytest.mark.kotti
-def test_status_json_document(kotti_ini, db_url):
+def test_status_json_document(kotti_ini, db_url, booted_kotti_site):
     ini = kotti_ini(db_url)
     empty = json.loads(cli(ini, "status", "--json").out)
     assert empty["empty_database"] is True and empty["up_to_date"] is False
 
-    started(boot(ini))
+    booted_kotti_site(db_url)
     assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
     result = cli(ini, "status", "--json")
     assert result.code == 3
@@ -118,9 +118,9 @@ def test_status_json_document(kotti_ini, db_url):
 
 
 @pytest.mark.kotti
-def test_status_wait_returns_when_a_migration_job_finished(kotti_ini, db_url):
+def test_status_wait_returns_when_a_migration_job_finished(kotti_ini, db_url, booted_kotti_site):
     ini = kotti_ini(db_url)
-    started(boot(ini))
+    booted_kotti_site(db_url)
     assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
 
     begun = time.monotonic()

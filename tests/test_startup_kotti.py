@@ -45,11 +45,10 @@ def roots(url: str) -> int:
 
 
 @pytest.fixture
-def site(kotti_ini, db_url):
-    """A Kotti site with kotti_notes, booted once on a fresh database."""
-    ini = kotti_ini(db_url)
-    started(boot(ini))
-    return ini, db_url
+def site(kotti_ini, db_url, booted_kotti_site):
+    """A Kotti site with kotti_notes, as its first boot on a fresh database left it."""
+    booted_kotti_site(db_url)
+    return kotti_ini(db_url), db_url
 
 
 # -- a. fresh database -----------------------------------------------------------------
@@ -99,8 +98,8 @@ def test_workers_booting_a_fresh_database_together_create_it_once(kotti_ini, db_
 # -- b. add-on installed on an existing site ---------------------------------------------
 
 
-def test_addon_installed_later_gets_its_tables_and_is_stamped(kotti_ini, db_url):
-    started(boot(kotti_ini(db_url, addons=False)))
+def test_addon_installed_later_gets_its_tables_and_is_stamped(kotti_ini, db_url, booted_kotti_site):
+    booted_kotti_site(db_url, addons=False)  # a site without the add-on
     assert "notes" not in tables(db_url)
     assert "kotti_notes_alembic_version" not in tables(db_url)
 
@@ -120,8 +119,8 @@ def test_addon_installed_later_gets_its_tables_and_is_stamped(kotti_ini, db_url)
 # -- c. add-on whose tables predate its migrations ------------------------------------------
 
 
-def test_addon_with_existing_tables_is_upgraded_from_base(kotti_ini, db_url):
-    started(boot(kotti_ini(db_url, addons=False)))
+def test_addon_with_existing_tables_is_upgraded_from_base(kotti_ini, db_url, booted_kotti_site):
+    booted_kotti_site(db_url, addons=False)  # a site without the add-on
     # The add-on's table as its version without migrations created it.
     execute(
         db_url,
@@ -148,13 +147,15 @@ def test_addon_with_existing_tables_is_upgraded_from_base(kotti_ini, db_url):
     assert "kotti_notes:alembic stamped" not in text
 
 
-def test_tables_setting_says_which_existing_tables_belong_to_a_location(kotti_ini, db_url, tmp_path):
+def test_tables_setting_says_which_existing_tables_belong_to_a_location(
+    kotti_ini, db_url, booted_kotti_site, tmp_path
+):
     """Two locations whose models are defined elsewhere, each with an old table.
 
     Only the one the setting gives its table is upgraded from base; the
     other counts as new (no tables of its own) and is only stamped.
     """
-    started(boot(kotti_ini(db_url, addons=False)))
+    booted_kotti_site(db_url, addons=False)  # a site without the add-on
     specs = []
     for name in ("legacy_a", "legacy_b"):
         execute(
@@ -283,7 +284,7 @@ def test_pending_migrations_without_auto_upgrade_warn_once_per_location(site):
 
     served = serve(ini)
     assert served.code is None, served.err  # still serving when stopped
-    assert served.status == 200
+    assert served.status == 200, served.err[-3000:]
     warnings = logged(served.err, "WARNING")
     assert len(warnings) == 2, served.err
     kotti_warning, notes_warning = warnings
