@@ -47,6 +47,12 @@ else:
 #: ``use =`` of a Kotti site's ini on this stack (kotti2's distribution is ``Kotti2``).
 KOTTI_EGG = "egg:kotti2" if STACK == "kotti2" else "egg:kotti"
 
+#: Kotti 2.0.9's head and the revision before it; kotti_notes' (tests/projects) two revisions.
+KOTTI_HEAD = "814c4ec72f1"
+KOTTI_PREVIOUS = "4a3de0d0804a"
+NOTES_FIRST = "a1b2c3d4e5f6"
+NOTES_HEAD = "b2c3d4e5f6a7"
+
 #: The password of every test PostgreSQL URL (tests/pg.py): never in output.
 PASSWORD = "s3cret-pw"
 

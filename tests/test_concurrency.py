@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import boot, cli, columns, execute, query, tables, versions
+from helpers import KOTTI_HEAD, NOTES_HEAD, boot, cli, columns, execute, query, tables, versions
 
 pytestmark = pytest.mark.kotti
 
 WORKERS = 4
-KOTTI_HEAD = "814c4ec72f1"
-NOTES_HEAD = "b2c3d4e5f6a7"
 TRACKED_REVISIONS = ("c0ffee000001", "c0ffee000002")
 
 WORKER_SCRIPT = textwrap.dedent(

@@ -5,15 +5,24 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import boot, cli, cli_process, columns, execute, query, tables, versions
+from helpers import (
+    KOTTI_HEAD,
+    NOTES_FIRST,
+    NOTES_HEAD,
+    boot,
+    cli,
+    cli_process,
+    columns,
+    execute,
+    query,
+    tables,
+    versions,
+)
 
 from kotti_migrate.database import mask_url
 
 pytestmark = pytest.mark.kotti
 
-KOTTI_HEAD = "814c4ec72f1"
-NOTES_HEAD = "b2c3d4e5f6a7"
-NOTES_FIRST = "a1b2c3d4e5f6"
 #: Indexes Kotti's 4a3de0d0804a creates but its downgrade does not drop.
 LEFTOVER_INDEXES = ("ix_tags_to_contents_tag_id", "ix_tags_to_contents_content_id")
 

@@ -11,10 +11,20 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import boot, cli, columns, execute, query, started, tables, versions
+from helpers import (
+    KOTTI_HEAD,
+    NOTES_FIRST,
+    NOTES_HEAD,
+    boot,
+    cli,
+    columns,
+    execute,
+    query,
+    started,
+    tables,
+    versions,
+)
 
-KOTTI_HEAD = "814c4ec72f1"
-NOTES_FIRST, NOTES_HEAD = "a1b2c3d4e5f6", "b2c3d4e5f6a7"
 APP_FIRST, APP_HEAD = "e1000000000a", "e2000000000b"
 
 
