@@ -13,40 +13,27 @@ that cannot be started fails the run instead of skipping.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import subprocess
+import shutil
 import sys
-import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers import (
+    KOTTI_EGG,
+    PROJECTS,
+    REVISION,
+    STACK,
+    STACKS,
+    TINY_APP_INIT,
+    boot,
+    new_package,
+    started,
+    write_ini,
+)
 
-HERE = Path(__file__).parent
-PROJECTS = HERE / "projects"
 sys.path.insert(0, str(PROJECTS))
-
-STACKS = ("kotti", "kotti2", "modern")
-REPO = HERE.parent
-
-try:
-    import kotti  # noqa: F401
-except ImportError:
-    STACK = "modern"
-else:
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    try:
-        distribution("kotti2")
-        STACK = "kotti2"
-    except PackageNotFoundError:
-        STACK = "kotti"
-
-#: ``use =`` of a Kotti site's ini on this stack (kotti2's distribution is ``Kotti2``).
-KOTTI_EGG = "egg:kotti2" if STACK == "kotti2" else "egg:kotti"
 
 
 def pytest_configure(config):
@@ -110,58 +97,20 @@ def _isolated(tmp_path, monkeypatch):
     )
 
 
-def tables(url: str) -> set[str]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return set(sa.inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def query(url: str, sql: str, **params):
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(sql), params).fetchall()
-    finally:
-        engine.dispose()
-
-
-def execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
-
-
-def versions(url: str, table: str) -> list[str]:
-    """Rows of a version table (sorted); [] when it is empty."""
-    return sorted(r[0] for r in query(url, f"SELECT version_num FROM {table}"))
-
-
-def columns(url: str, table: str) -> set[str]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {c["name"] for c in sa.inspect(conn).get_columns(table)}
-    finally:
-        engine.dispose()
-
-
 # -- sites -------------------------------------------------------------------------
 
 
-def write_ini(path: Path, app: str, url: str, settings: dict | None = None) -> Path:
-    """An ini file with an [app:main] section and the given settings."""
-    lines = [f"use = {app}", f"sqlalchemy.url = {url}"]
-    for key, value in (settings or {}).items():
-        lines.append(f"{key} = {value}")
-    path.write_text("[app:main]\n" + "\n".join(lines) + "\n")
-    return path
+def kotti_settings(addons: bool = True, **settings) -> dict:
+    """The settings of a test Kotti site with kotti_migrate included (and kotti_notes)."""
+    base = {
+        "kotti.site_title": "test site",
+        "kotti.secret": "secret",
+        "pyramid.includes": "kotti_migrate",
+    }
+    if addons:
+        base["kotti.configurators"] = "kotti_notes.kotti_configure"
+    base.update({k.replace("__", "."): v for k, v in settings.items()})
+    return base
 
 
 @pytest.fixture
@@ -171,15 +120,49 @@ def kotti_ini(tmp_path):
     def make(
         url: str, addons: bool = True, name: str = "site.ini", use: str = KOTTI_EGG, **settings
     ) -> Path:
-        base = {
-            "kotti.site_title": "test site",
-            "kotti.secret": "secret",
-            "pyramid.includes": "kotti_migrate",
-        }
-        if addons:
-            base["kotti.configurators"] = "kotti_notes.kotti_configure"
-        base.update({k.replace("__", "."): v for k, v in settings.items()})
-        return write_ini(tmp_path / name, use, url, base)
+        return write_ini(tmp_path / name, use, url, kotti_settings(addons, **settings))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _booted_sites(tmp_path_factory) -> dict:
+    """Fresh Kotti sites booted once per session (per xdist worker): (backend, addons) -> URL."""
+    return {"folder": tmp_path_factory.mktemp("booted-sites")}
+
+
+@pytest.fixture
+def booted_kotti_site(request, _booted_sites):
+    """Factory: make ``url`` (an empty database) a copy of a Kotti site after its first boot.
+
+    ``booted_kotti_site(url, addons=True)`` gives what ``boot(kotti_ini(url,
+    addons))`` on an empty database leaves (Kotti's tables and content,
+    kotti_notes' unless ``addons=False``, every location stamped at its head),
+    copied from a site booted once per session: a SQLite file copy, or
+    ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL.  What that first boot
+    does is tested by test_startup_kotti.py's fresh-database tests; the tests
+    that only start from a booted site use this instead of booting again.
+    """
+
+    def make(url: str, addons: bool = True) -> None:
+        backend = sa.engine.make_url(url).get_backend_name()
+        key = (backend, addons)
+        if key not in _booted_sites:
+            folder = _booted_sites["folder"] / f"{backend}-{'addons' if addons else 'kotti'}"
+            folder.mkdir()
+            if backend == "sqlite":
+                template = f"sqlite:///{folder}/site.db"
+            else:
+                template = request.getfixturevalue("pg_server").new_database()
+            started(boot(write_ini(folder / "site.ini", KOTTI_EGG, template, kotti_settings(addons))))
+            _booted_sites[key] = template
+        template = _booted_sites[key]
+        if backend == "sqlite":
+            target = Path(sa.engine.make_url(url).database)
+            assert not target.exists() or target.stat().st_size == 0, f"{url} is not empty"
+            shutil.copyfile(sa.engine.make_url(template).database, target)
+        else:
+            request.getfixturevalue("pg_server").clone_database(template, url)
 
     return make
 
@@ -199,246 +182,35 @@ def modern_ini(tmp_path):
     return make
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
+@pytest.fixture
+def tiny_app(tmp_path, monkeypatch):
+    """Factory: a new app package under tmp_path, its revisions and an ini file.
 
-
-def cli(*args: str) -> Result:
-    """Run ``kotti-migrate`` in this process."""
-    from kotti_migrate.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args], out=out, err=err)
-    return Result(code, out.getvalue(), err.getvalue())
-
-
-def cli_process(*args: str, env: dict | None = None, cwd: str | None = None, timeout: int = 120) -> Result:
-    """Run the installed ``kotti-migrate`` console script."""
-    exe = Path(sys.executable).parent / "kotti-migrate"
-    proc = subprocess.run(
-        [str(exe), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        timeout=timeout,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-def boot(
-    ini: Path,
-    env: dict | None = None,
-    request: str = "/",
-    timeout: int = 120,
-    python: str | Path | None = None,
-) -> Result:
-    """Create the app from ``ini`` in a fresh process (as pserve does) and GET a page.
-
-    ``python``: the interpreter of another virtualenv (default: this one).
+    ``revisions`` maps file names to ``(rev, down, upgrade body)`` (or to the
+    file's text).  Returns ``(ini, package name, versions folder)``.
     """
-    script = textwrap.dedent(
-        f"""
-        import logging, sys
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(levelname)s [%(name)s] %(message)s")
-        from pyramid.paster import get_app
-        import webtest
-        app = get_app({str(ini)!r})
-        res = webtest.TestApp(app).get({request!r}, status="*")
-        print("STATUS", res.status_int)
-        """
-    )
-    proc = subprocess.run(
-        [str(python or sys.executable), "-c", script],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=str(ini.parent),
-        timeout=timeout,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    root = tmp_path / "pkgs"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ["PYTHONPATH"]]))
 
-
-# -- start-up results ----------------------------------------------------------------
-
-
-def started(result: Result) -> None:
-    """The app was created and served its front page."""
-    assert result.code == 0, result.err
-    assert "STATUS 200" in result.out, result.out + result.err
-
-
-def failed(result: Result) -> str:
-    """The app factory raised: returns the last line of stderr.
-
-    That is the line an operator reads last under ``pserve``: it must be
-    kotti_migrate's one-line message (an error of the start-up action:
-    ``kotti_migrate: start-up failed: ...``; a bad setting refused by
-    ``includeme``: ``kotti_migrate.errors.ConfigurationError: ...``).
-    """
-    assert result.code != 0, result.out + result.err
-    assert "STATUS" not in result.out
-    last = result.err.strip().splitlines()[-1].strip()
-    assert last.startswith(("kotti_migrate: start-up failed: ", "kotti_migrate.errors.")), result.err
-    return last
-
-
-def logged(err: str, level: str) -> list[str]:
-    """kotti_migrate's log lines of one level (boot/serve log as ``LEVEL [logger] message``)."""
-    return [line for line in err.splitlines() if line.startswith(f"{level} [kotti_migrate")]
-
-
-# -- pserve ------------------------------------------------------------------------
-
-
-@dataclass
-class Served:
-    """What a ``pserve`` run did.
-
-    :ivar code: pserve's exit code when it stopped by itself (start-up
-        failed), None when it was serving (and was stopped by the test)
-    :ivar status: HTTP status of the page fetched while it served
-    """
-
-    code: int | None
-    status: int | None
-    body: str
-    err: str
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def add_pserve_sections(ini: Path) -> int:
-    """Give an ini file a waitress server on a free port and INFO logging to stderr.
-
-    :returns: the port (the one already configured, if any)
-    """
-    text = ini.read_text()
-    if "[server:main]" in text:
-        return int(text.split("listen = 127.0.0.1:", 1)[1].split()[0])
-    port = free_port()
-    text += (
-        f"\n[server:main]\nuse = egg:waitress#main\nlisten = 127.0.0.1:{port}\n"
-        "\n[loggers]\nkeys = root\n\n[handlers]\nkeys = console\n\n[formatters]\nkeys = generic\n"
-        "\n[logger_root]\nlevel = INFO\nhandlers = console\n"
-        "\n[handler_console]\nclass = StreamHandler\nargs = (sys.stderr,)\nlevel = NOTSET\n"
-        "formatter = generic\n"
-        "\n[formatter_generic]\nformat = %(levelname)s [%(name)s] %(message)s\n"
-    )
-    ini.write_text(text)
-    return port
-
-
-def serve(
-    ini: Path,
-    env: dict | None = None,
-    request: str = "/",
-    timeout: float = 90,
-    python: str | Path | None = None,
-) -> Served:
-    """Run ``pserve <ini>`` as a user would; GET ``request`` once it serves, then stop it.
-
-    A start-up failure makes pserve exit by itself: its exit code is returned.
-    ``python``: run the ``pserve`` of that interpreter's virtualenv.
-    """
-    port = add_pserve_sections(ini)
-    return pserve(ini, port, env=env, request=request, timeout=timeout, python=python)
-
-
-def pserve(
-    ini: Path,
-    port: int,
-    *args: str,
-    env: dict | None = None,
-    request: str = "/",
-    timeout: float = 90,
-    python: str | Path | None = None,
-) -> Served:
-    """``pserve <ini> ARGS`` (serving on ``port``): GET ``request`` once it serves, then stop it."""
-    import time
-    import urllib.error
-    import urllib.request
-
-    exe = Path(python or sys.executable).parent / "pserve"
-    err_path = ini.parent / f"pserve-{port}.err"
-    with open(err_path, "w") as err_file:
-        proc = subprocess.Popen(
-            [str(exe), str(ini), *args],
-            stdout=err_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            cwd=str(ini.parent),
+    def make(url: str, revisions: dict | None = None, **settings):
+        name, package = new_package(root, "tiny")
+        (package / "alembic" / "versions").mkdir(parents=True)
+        (package / "__init__.py").write_text(TINY_APP_INIT.format(name=name))
+        for filename, spec in (revisions or {}).items():
+            if isinstance(spec, str):
+                text = spec
+            else:
+                rev, down, upgrade = spec
+                text = REVISION.format(doc=f"Revision {rev}", rev=rev, down=down, upgrade=upgrade)
+            (package / "alembic" / "versions" / filename).write_text(text)
+        ini = write_ini(
+            tmp_path / f"{name}.ini",
+            f"call:{name}:main",
+            url,
+            {k.replace("__", "."): v for k, v in settings.items()},
         )
-        status, body = None, ""
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{request}", timeout=5) as res:
-                        status, body = res.status, res.read().decode()
-                    break
-                except urllib.error.HTTPError as exc:
-                    status, body = exc.code, exc.read().decode()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-        finally:
-            code = proc.poll()
-            if code is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-    if code is None and status is None:
-        raise AssertionError(f"pserve neither served nor exited in {timeout} s:\n{err_path.read_text()}")
-    return Served(code, status, body, err_path.read_text())
+        return ini, name, package / "alembic" / "versions"
 
-
-def write_location(folder: Path, revisions: list[tuple[str, str | None, str]]) -> Path:
-    """A filesystem migration location ``folder`` (inside a package folder) with revision files.
-
-    ``revisions``: (revision id, down revision or None, body of ``upgrade()``).
-    Revision files already there are kept, so a later call can add revisions.
-    """
-    package = folder.parent
-    package.mkdir(parents=True, exist_ok=True)
-    (package / "__init__.py").touch()
-    (folder / "versions").mkdir(parents=True, exist_ok=True)
-    for rev, down, body in revisions:
-        source = textwrap.dedent(
-            '''\
-            """Revision {rev}
-
-            Revision ID: {rev}
-            Revises: {down}
-            """
-            import sqlalchemy as sa
-            from alembic import op
-
-            revision = {rev!r}
-            down_revision = {down!r}
-
-
-            def upgrade():
-            {body}
-
-
-            def downgrade():
-                pass
-            '''
-        ).format(rev=rev, down=down, body=textwrap.indent(textwrap.dedent(body).strip() or "pass", "    "))
-        (folder / "versions" / f"{rev}_step.py").write_text(source)
-    return folder
+    return make

@@ -67,21 +67,32 @@ class PostgresServer:
             fh.write(PASSWORD)
         if self._run_as:
             os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
-        port = _free_port()
         self._cmd(
             [
                 "initdb", "-D", self.datadir, "-U", USER, "--pwfile", pwfile,
                 "-A", "md5", "-E", "UTF8", "--no-sync",
             ]
         )
-        with open(os.path.join(self.datadir, "postgresql.conf"), "a") as fh:
-            fh.write(
-                f"\nport = {port}\nlisten_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{base}'\nfsync = off\n"
-                "synchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
-            )
-        self._cmd(["pg_ctl", "-D", self.datadir, "-w", "-t", "60", "-l",
-                   os.path.join(base, "log"), "start"])
+        conf = os.path.join(self.datadir, "postgresql.conf")
+        with open(conf) as fh:
+            initial = fh.read()
+        # Each pytest-xdist worker starts a cluster of its own: another one
+        # may take the free port between the probe and the start; try again.
+        for attempt in range(5):
+            port = _free_port()
+            with open(conf, "w") as fh:
+                fh.write(
+                    initial + f"\nport = {port}\nlisten_addresses = '127.0.0.1'\n"
+                    f"unix_socket_directories = '{base}'\nfsync = off\n"
+                    "synchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+                )
+            try:
+                self._cmd(["pg_ctl", "-D", self.datadir, "-w", "-t", "60", "-l",
+                           os.path.join(base, "log"), "start"])
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 4:
+                    raise
         # The driver is named: SQLAlchemy 2.1 defaults to psycopg 3, the
         # test stacks install psycopg2.
         self.admin_url = f"postgresql+psycopg2://{USER}:{PASSWORD}@127.0.0.1:{port}/postgres"
@@ -112,3 +123,24 @@ class PostgresServer:
         engine.dispose()
         url = sa.engine.make_url(self.admin_url).set(database=name)
         return url.render_as_string(hide_password=False)
+
+    def clone_database(self, template_url: str, url: str) -> None:
+        """Make the database of ``url`` a copy of the one of ``template_url``
+        (``CREATE DATABASE ... TEMPLATE``; nobody may be connected to either)."""
+        template = sa.engine.make_url(template_url).database
+        name = sa.engine.make_url(url).database
+        engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            for attempt in range(50):
+                try:
+                    with engine.connect() as conn:
+                        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+                        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+                    return
+                except sa.exc.OperationalError:
+                    # The template's last session may still be closing.
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.2)
+        finally:
+            engine.dispose()

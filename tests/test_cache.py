@@ -7,14 +7,17 @@ the location, which shows whether a call read the files or the cache.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import tables, versions
+from helpers import tables, versions
 
 from kotti_migrate.commands import Migrations
 from kotti_migrate.locations import resolve_location
@@ -270,20 +273,46 @@ def test_unwritable_cache_dir_does_not_break_startup(location_dir, tmp_path, sql
     assert blocker.read_text() == "a file where the cache folder should be"
 
 
+#: Run in a process that cannot write the cache folder: start-up twice.
+READ_ONLY_STARTUP = """\
+import json, os, sys
+from kotti_migrate.startup import on_startup
+settings = json.loads(sys.argv[1])
+cache = settings["kotti_migrate.cache_dir"]
+assert os.listdir(cache) and not os.access(cache, os.W_OK), "the cache folder is writable"
+upgrade = on_startup({**settings, "kotti_migrate.auto_upgrade": "1"})
+again = on_startup(settings)
+print(json.dumps([[d.action for d in upgrade], [d.action for d in again]]))
+"""
+
+
 def test_read_only_cache_dir_does_not_break_startup(location_dir, tmp_path, sqlite_url):
-    """A cache folder filled once, then made read-only (a read-only home, say)."""
+    """A cache folder filled once, then made read-only (a read-only home, say).
+
+    Root ignores folder modes: the site runs in a process that, as root,
+    has given up the capabilities that override them.
+    """
     cache = tmp_path / "ro-cache"
     settings = settings_for(sqlite_url, location_dir, cache)
     on_startup(settings)
     on_startup(settings)
+    cached = sorted(cache.rglob("*"))
+    write_revision(location_dir / "versions", R3, R2, table="gadgets")
+    command = [sys.executable]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *command]
     cache.chmod(0o500)
     try:
-        write_revision(location_dir / "versions", R3, R2, table="gadgets")
-        assert [d.action for d in on_startup({**settings, "kotti_migrate.auto_upgrade": "1"})] == ["upgrade"]
-        assert [d.action for d in on_startup(settings)] == ["ok"]
-        assert versions(sqlite_url, VERSION_TABLE) == [R3]
+        proc = subprocess.run(
+            [*command, "-c", READ_ONLY_STARTUP, json.dumps(settings)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
     finally:
         cache.chmod(0o700)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [["upgrade"], ["ok"]]
+    assert versions(sqlite_url, VERSION_TABLE) == [R3]
+    assert sorted(cache.rglob("*")) == cached  # nothing could be written there
 
 
 def test_fresh_database_without_models_is_built_by_the_migrations(tmp_path, cache_dir, sqlite_url):

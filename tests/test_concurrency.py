@@ -1,6 +1,6 @@
 """Many workers starting one Kotti site at once, on PostgreSQL and on SQLite.
 
-Eight processes create the app from the same ini file (as eight ``pserve``
+Four processes create the app from the same ini file (as four ``pserve``
 workers would) and are released together through a file barrier once their
 imports are done, so that they reach kotti_migrate's start-up work at the
 same moment.  Every one must come up and serve "/", and the database must
@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import boot, cli, columns, execute, query, tables, versions
+from helpers import KOTTI_HEAD, NOTES_HEAD, boot, cli, columns, execute, query, tables, versions
 
 pytestmark = pytest.mark.kotti
 
-WORKERS = 8
-KOTTI_HEAD = "814c4ec72f1"
-NOTES_HEAD = "b2c3d4e5f6a7"
+WORKERS = 4
 TRACKED_REVISIONS = ("c0ffee000001", "c0ffee000002")
 
 WORKER_SCRIPT = textwrap.dedent(

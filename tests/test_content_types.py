@@ -16,7 +16,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import (
+from helpers import (
+    KOTTI_HEAD,
     boot,
     cli_process,
     columns,
@@ -35,7 +36,6 @@ pytestmark = pytest.mark.kotti
 SPEC = "kotti_recipes:alembic"
 TABLE = "kotti_recipes_alembic_version"
 CREATE_RECIPES, CREATE_MENUS, ADD_SERVINGS = "c1000000000a", "c2000000000b", "c3000000000c"
-KOTTI_HEAD = "814c4ec72f1"
 
 
 def recipes_ini(kotti_ini, url, **settings):

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import execute, free_port, pserve, query
+from helpers import execute, free_port, pserve, query
 
 pytestmark = pytest.mark.kotti
 

@@ -15,11 +15,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO, boot, cli_process, query, serve, tables, versions
+from helpers import KOTTI_HEAD, REPO, boot, cli_process, query, serve, tables, versions
 
 pytestmark = pytest.mark.kotti2
 
-KOTTI_HEAD = "814c4ec72f1"  # Kotti 2.0.9's head
 KOTTI2_HEAD = "a1b2c3d4e5f6"  # kotti2's revision on top of it: creates embedded_pages
 KOTTI_VENV_PYTHON = REPO / ".venv" / "kotti" / "bin" / "python"
 BODY = "Body text from Kotti 2.0.9"

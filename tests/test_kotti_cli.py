@@ -5,33 +5,34 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import boot, cli, cli_process, columns, execute, query, tables, versions
+from helpers import (
+    KOTTI_HEAD,
+    NOTES_FIRST,
+    NOTES_HEAD,
+    boot,
+    cli,
+    cli_process,
+    columns,
+    execute,
+    query,
+    tables,
+    versions,
+)
 
 from kotti_migrate.database import mask_url
 
 pytestmark = pytest.mark.kotti
 
-KOTTI_HEAD = "814c4ec72f1"
-NOTES_HEAD = "b2c3d4e5f6a7"
-NOTES_FIRST = "a1b2c3d4e5f6"
 #: Indexes Kotti's 4a3de0d0804a creates but its downgrade does not drop.
 LEFTOVER_INDEXES = ("ix_tags_to_contents_tag_id", "ix_tags_to_contents_content_id")
 
 
 @pytest.fixture
-def site(kotti_ini, db_url):
-    """A booted Kotti site (fresh database stamped by kotti_migrate)."""
-    ini = kotti_ini(db_url)
-    result = boot(ini)
-    assert result.code == 0, result.err
-    return ini, db_url
-
-
-def test_fresh_boot_stamps_every_location_once(site):
-    ini, url = site
-    assert versions(url, "kotti_alembic_version") == [KOTTI_HEAD]
-    assert versions(url, "kotti_notes_alembic_version") == [NOTES_HEAD]
-    assert query(url, "SELECT count(*) FROM nodes WHERE parent_id IS NULL")[0][0] == 1
+def site(kotti_ini, db_url, booted_kotti_site):
+    """A booted Kotti site (fresh database stamped by kotti_migrate; what that first
+    boot does is test_startup_kotti.py's test_fresh_database_is_created_and_stamped_at_every_head)."""
+    booted_kotti_site(db_url)
+    return kotti_ini(db_url), db_url
 
 
 def test_status_table_and_exit_codes(site):

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import query, versions
+from helpers import KOTTI_HEAD, query, versions
 
 pytestmark = pytest.mark.kotti
 
-KOTTI_HEAD = "814c4ec72f1"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import cli_process, write_ini
+from helpers import cli_process, write_ini
 
 PREFIX = "kotti-migrate: error:"
 

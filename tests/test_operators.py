@@ -11,10 +11,20 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import boot, cli, columns, execute, query, started, tables, versions
+from helpers import (
+    KOTTI_HEAD,
+    NOTES_FIRST,
+    NOTES_HEAD,
+    boot,
+    cli,
+    columns,
+    execute,
+    query,
+    started,
+    tables,
+    versions,
+)
 
-KOTTI_HEAD = "814c4ec72f1"
-NOTES_FIRST, NOTES_HEAD = "a1b2c3d4e5f6", "b2c3d4e5f6a7"
 APP_FIRST, APP_HEAD = "e1000000000a", "e2000000000b"
 
 
@@ -38,9 +48,9 @@ def test_prepare_creates_a_fresh_kotti_site_and_is_idempotent(kotti_ini, db_url)
 
 
 @pytest.mark.kotti
-def test_plan_then_prepare_on_a_site_with_pending_migrations(kotti_ini, db_url):
+def test_plan_then_prepare_on_a_site_with_pending_migrations(kotti_ini, db_url, booted_kotti_site):
     ini = kotti_ini(db_url)
-    started(boot(ini))
+    booted_kotti_site(db_url)
     assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
 
     planned = cli(ini, "plan")
@@ -87,12 +97,12 @@ def test_plan_and_prepare_adopt_an_app_whose_tables_predate_its_migrations(moder
 
 
 @pytest.mark.kotti
-def test_status_json_document(kotti_ini, db_url):
+def test_status_json_document(kotti_ini, db_url, booted_kotti_site):
     ini = kotti_ini(db_url)
     empty = json.loads(cli(ini, "status", "--json").out)
     assert empty["empty_database"] is True and empty["up_to_date"] is False
 
-    started(boot(ini))
+    booted_kotti_site(db_url)
     assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
     result = cli(ini, "status", "--json")
     assert result.code == 3
@@ -118,9 +128,9 @@ def test_status_json_document(kotti_ini, db_url):
 
 
 @pytest.mark.kotti
-def test_status_wait_returns_when_a_migration_job_finished(kotti_ini, db_url):
+def test_status_wait_returns_when_a_migration_job_finished(kotti_ini, db_url, booted_kotti_site):
     ini = kotti_ini(db_url)
-    started(boot(ini))
+    booted_kotti_site(db_url)
     assert cli(ini, "downgrade", "--scripts=kotti_notes:alembic", f"--rev={NOTES_FIRST}").code == 0
 
     begun = time.monotonic()
@@ -205,7 +215,7 @@ def test_readiness_endpoint_on_a_kotti_site(kotti_ini, db_url):
 
 @pytest.mark.modern
 def test_readiness_endpoint_on_an_unreachable_database_says_why_without_password(modern_ini, tmp_path):
-    from conftest import free_port
+    from helpers import free_port
 
     url = f"postgresql+psycopg2://app:pw-s3cret-x@127.0.0.1:{free_port()}/app"
     ini = modern_ini(url, kotti_migrate__status_path="/-/migrations", kotti_migrate__startup="false")

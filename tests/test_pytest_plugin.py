@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 pytest_plugins = ["pytester"]
 

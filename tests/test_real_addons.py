@@ -9,14 +9,14 @@
 from __future__ import annotations
 
 import pytest
-from conftest import boot, cli_process, failed, logged, started, tables, versions
+from helpers import boot, cli_process, failed, logged, started, tables, versions
 
 ADDONS = "kotti_pdf.kotti_configure kotti_image.kotti_configure"
 
 
 @pytest.mark.kotti
-def test_content_type_addons_without_revisions_added_to_a_site(kotti_ini, db_url):
-    started(boot(kotti_ini(db_url, addons=False)))
+def test_content_type_addons_without_revisions_added_to_a_site(kotti_ini, db_url, booted_kotti_site):
+    booted_kotti_site(db_url, addons=False)  # a Kotti site before the add-ons
     ini = kotti_ini(db_url, addons=False, kotti__configurators=ADDONS)
 
     result = boot(ini)
@@ -40,8 +40,8 @@ def test_content_type_addons_without_revisions_added_to_a_site(kotti_ini, db_url
 
 
 @pytest.mark.kotti2
-def test_kotti2_iframe_with_its_own_env_py(kotti_ini, db_url, tmp_path):
-    started(boot(kotti_ini(db_url, addons=False)))
+def test_kotti2_iframe_with_its_own_env_py(kotti_ini, db_url, booted_kotti_site, tmp_path):
+    booted_kotti_site(db_url, addons=False)  # a Kotti site before the add-ons
     ini = kotti_ini(
         db_url, addons=False, kotti__configurators="kotti_iframe.kotti_configure",
         kotti_migrate__config_file=tmp_path / "site.ini",

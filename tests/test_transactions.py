@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import (
+from helpers import (
     STACK,
     boot,
     cli,
@@ -56,7 +56,7 @@ op.execute("UPDATE steps SET name = 'three'")
 
 
 @pytest.fixture
-def site(kotti_ini, modern_ini):
+def site(kotti_ini, modern_ini, booted_kotti_site):
     """Factory: the ini file of this stack's site (Kotti + kotti_notes, or the example app).
 
     ``extra``: migration locations registered besides the site's own.
@@ -71,6 +71,13 @@ def site(kotti_ini, modern_ini):
             settings["kotti__alembic_dirs"] = " ".join(map(str, extra))
         return modern_ini(url, name=name, **settings)
 
+    def fresh(url: str) -> None:
+        if STACK == "kotti":
+            booted_kotti_site(url)  # a copy of a Kotti site booted once
+        else:
+            served(boot(make(url, name="first.ini")))
+
+    make.fresh = fresh
     return make
 
 
@@ -88,7 +95,7 @@ def last_line(result) -> str:
 
 def fresh_site(site, url: str) -> None:
     """The site booted once on ``url``, before the add-on under test is registered."""
-    served(boot(site(url, name="first.ini")))
+    site.fresh(url)
 
 
 def steps_location(tmp_path: Path, revisions: list) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import columns, tables, versions
+from helpers import columns, tables, versions
 
 pytestmark = pytest.mark.kotti
 
