@@ -35,8 +35,10 @@ a migration fails                           any            start-up stops (error
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -49,6 +51,10 @@ from .locations import Location
 from .settings import Options, kotti_available, startup_disabled
 
 log = logging.getLogger("kotti_migrate")
+
+#: The registry attribute :func:`on_startup` records its :class:`Plan` on
+#: (what start-up did; the Site Setup "Migrations" page shows it).
+STARTUP_RECORD = "kotti_migrate_startup"
 
 
 # -- what start-up reads -----------------------------------------------------------
@@ -159,6 +165,9 @@ class Plan:
     #: Filled by :func:`apply`: what the migrations did, and the tables create_all made.
     reports: list[RunReport] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    #: Filled by :func:`run_startup`: how long it took (lock included), when it finished.
+    seconds: float | None = None
+    finished: datetime.datetime | None = None
 
     @property
     def held_back(self) -> set[str]:
@@ -424,6 +433,7 @@ def run_startup(
     """
     options = migrations.options
     config_file = config_file or migrations.advice_ini
+    started = time.perf_counter()
     with database.database_lock(migrations.engine, options.lock_timeout):
         state = read_state(migrations, options, config_file, auto_upgrade)
         planned = plan(state)
@@ -433,6 +443,8 @@ def run_startup(
 
             held = [d.location for d in planned.decisions if d.action == "warn"]
             run_populators(migrations, [upgrade_command(config_file, loc) for loc in held])
+    planned.seconds = time.perf_counter() - started
+    planned.finished = datetime.datetime.now().astimezone()
     return planned
 
 
@@ -460,6 +472,8 @@ def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decisi
     migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine)
     try:
         planned = run_startup(migrations)
+        if registry is not None:
+            setattr(registry, STARTUP_RECORD, planned)
         if migrations.uses_kotti and planned.held_back and isinstance(settings, dict):
             # Kotti's initialize_sql runs create_all after this hook: keep it off them too.
             from .kotti_site import use_tables_without
