@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -568,8 +569,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     runner = Runner(args, out, err)
     handler: Callable[[], int] = getattr(runner, f"cmd_{args.command}")
     url = None
+    progress: Callable[[], None] = lambda: None  # noqa: E731
     try:
         _setup_logging(args.config_uri)
+        progress = _show_progress(err)  # after: the ini's logging set-up resets child loggers
         return handler()
     except MigrateError as exc:
         url = _url_of(runner)
@@ -597,6 +600,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         )
         return EXIT_ERROR
     finally:
+        progress()
         if runner._migrations is not None:
             runner._migrations.dispose()
 
@@ -605,6 +609,26 @@ def _url_of(runner: Runner) -> Any:
     if runner._migrations is None:
         return None
     return runner._migrations.settings.get("sqlalchemy.url")
+
+
+def _show_progress(err: TextIO) -> Callable[[], None]:
+    """Write the per-revision progress lines (``kotti_migrate.progress``, INFO) to ``err``.
+
+    Only those: the rest of the output stays as it is.  Returns the function that undoes it.
+    """
+    logger = logging.getLogger("kotti_migrate.progress")
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # not twice when the ini's logging shows kotti_migrate's INFO too
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
+
+    return undo
 
 
 def _setup_logging(config_uri: str) -> None:

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -73,6 +74,8 @@ from .scripts import (
 from .settings import Options, alembic_ini_options, kotti_available, load_app
 
 log = logging.getLogger("kotti_migrate")
+#: One line as each revision starts and finishes (``[2/3] ...``), at INFO.
+progress_log = logging.getLogger("kotti_migrate.progress")
 
 
 @dataclass
@@ -720,8 +723,14 @@ class Migrations:
             recorder, _ = self._run(location, fn, **kw)
             return recorder.applied
         applied: list[StepReport] = []
-        for step in steps:
-            recorder, _ = self._run(location, lambda rev, context, step=step: [step], **kw)
+        for number, step in enumerate(steps, 1):
+            started = _progress(location, f"[{number}/{len(steps)}]", step)
+            try:
+                recorder, _ = self._run(location, lambda rev, context, step=step: [step], **kw)
+            except MigrateError:
+                _progress(location, f"[{number}/{len(steps)}]", step, started, "failed")
+                raise
+            _progress(location, f"[{number}/{len(steps)}]", step, started)
             applied.extend(recorder.applied)
         return applied
 
@@ -996,6 +1005,29 @@ class Migrations:
             "or config.add_alembic_dir(...) in its includeme.\n"
         )
         return resolve_location(spec, self.here)
+
+
+def _progress(location: Location, counter: str, step: Any, started: float | None = None,
+              outcome: str = "") -> float:
+    """Log one revision starting (``started`` None) or finishing on ``kotti_migrate.progress``.
+
+    ``[2/3] kotti_addon:alembic: upgrade b2c3d4e5f6a7 (Create note_links) ...``, then the same
+    with ``0.004 s`` (or ``failed after 0.004 s``).  The CLI shows these INFO lines on stderr;
+    at start-up they go wherever the ``kotti_migrate`` logger's do.
+
+    :returns: the time now (``perf_counter``), for the finishing call
+    """
+    now = time.perf_counter()
+    revision = getattr(getattr(step, "revision", None), "revision", None) or "?"
+    direction = "upgrade" if getattr(step, "is_upgrade", True) else "downgrade"
+    lines = (getattr(step, "doc", None) or "").strip().splitlines()
+    what = f"{counter} {location.spec}: {direction} {revision}" + (f" ({lines[0]})" if lines else "")
+    if started is None:
+        progress_log.info("%s ...", what)
+    else:
+        done = f"{outcome} after" if outcome else "done in"
+        progress_log.info("%s %s %.3f s", what, done, now - started)
+    return now
 
 
 def _mappers() -> list[Any]:
