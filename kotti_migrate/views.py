@@ -55,7 +55,7 @@ class LocationRow:
     up_to_date: bool
     pending: list[PendingRevision] = field(default_factory=list)
     unknown: str = ""
-    #: The command that upgrades it ("" when at its head(s)).
+    #: The command that upgrades it ("" when at its head(s) or at a revision the code lacks).
     command: str = ""
     startup: StartupLocation | None = None
 
@@ -107,16 +107,18 @@ def migrations_page(registry: Any) -> MigrationsPage:
     from .environment import kotti_bound_engine
 
     # The site's own engine (Kotti's DBSession is bound to it): no second pool.
-    migrations = Migrations(
-        settings, registry, here=os.getcwd(), engine=kotti_bound_engine(settings.get("sqlalchemy.url"))
-    )
+    engine = kotti_bound_engine(settings.get("sqlalchemy.url"))
+    migrations = None
     try:
+        migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine)
         statuses = migrations.status()
     except MigrateError as exc:
-        page.error = database.scrub(str(exc).strip().splitlines()[0], settings.get("sqlalchemy.url"))
+        first = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+        page.error = database.scrub(first, settings.get("sqlalchemy.url"))
         return page
     finally:
-        migrations.dispose()
+        if migrations is not None:
+            migrations.dispose()
     for st in statuses:
         loc = st.location
         current = "(no version table)" if st.current is None else ", ".join(st.current) or "base"
@@ -127,12 +129,14 @@ def migrations_page(registry: Any) -> MigrationsPage:
             heads=", ".join(st.heads) or "(no revisions yet)",
             up_to_date=st.up_to_date,
             pending=[
-                PendingRevision(s.revision, (s.doc or "").strip().splitlines()[0] if s.doc else "")
+                PendingRevision(s.revision, next(iter((s.doc or "").strip().splitlines()), ""))
                 for s in reversed(st.pending)
             ],
             unknown=", ".join(st.unknown),
         )
-        if not st.up_to_date:
+        if st.current is None:  # not recorded yet: start-up's decision (stamp or adopt) applies
+            row.command = migrations.command("prepare")
+        elif not st.up_to_date and not st.unknown:  # unknown: the code, not the database, is behind
             row.command = migrations.command(f"upgrade --scripts={loc.spec}")
         if plan is not None:
             row.startup = _decision_text(plan, loc.spec)
