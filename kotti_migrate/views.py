@@ -148,6 +148,10 @@ def migrations_view(context: Any, request: Any) -> dict[str, Any]:
     """``@@migrations``: the page (admin only, site root only)."""
     from kotti.views.site_setup import CONTROL_PANEL_LINKS
     from kotti.views.util import template_api
+    from pyramid.httpexceptions import HTTPNotFound
+
+    if context is not request.root:  # as Kotti's root_only (not registered in every Kotti app)
+        raise HTTPNotFound()
 
     api = template_api(context, request, cp_links=CONTROL_PANEL_LINKS)
     api.page_title = TITLE
@@ -164,7 +168,6 @@ def includeme(config: Any) -> None:
         migrations_view,
         name=VIEW_NAME,
         permission="admin",
-        root_only=True,
         renderer="kotti_migrate:templates/migrations.pt",
     )
     link = Link(VIEW_NAME, title=TITLE)
