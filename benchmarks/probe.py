@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         from importlib.metadata import version
 
         stack = f"Kotti {version('kotti')}, " if kotti else ""
-        print(f"Python {sys.version.split()[0]}, {stack}Pyramid {version('pyramid')}, SQLAlchemy {sa.__version__}")
+        print(f"Python {sys.version.split()[0]}, {stack}Pyramid {version('pyramid')}, "
+              f"SQLAlchemy {sa.__version__}")
 
         counter = Counter(root / "src")
         first_start = time.perf_counter()
