@@ -13,6 +13,7 @@ cd "$(dirname "$0")"
 . ./scripts/venv.sh
 NEWEST_PYTHON=3.13
 ensure_postgresql
+ensure_chromium
 newest=$(find_python "$NEWEST_PYTHON")
 ensure_venv kotti testing
 ensure_venv modern testing

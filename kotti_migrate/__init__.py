@@ -83,6 +83,9 @@ def includeme(config: Any) -> None:
     - ``kotti_migrate.status_path`` (URL path, default off): the readiness
       endpoint (:mod:`kotti_migrate.probe`); ``kotti_migrate.status_details``
       (bool, default false) shows its per-location details to everybody.
+
+    In a Kotti site it also adds the Site Setup page ``@@migrations``
+    (:mod:`kotti_migrate.views`).
     """
     from .settings import Options, pastedeploy_config_file
     from .startup import on_startup
@@ -94,6 +97,8 @@ def includeme(config: Any) -> None:
         from .probe import add_status_route
 
         add_status_route(config, options.status_path, options.status_details, options)
+    if settings is not None and _is_kotti_site(settings):
+        config.include("kotti_migrate.views")  # Site Setup -> Migrations
     if settings is not None and not settings.get("kotti_migrate.config_file"):
         found = pastedeploy_config_file()
         if found:
@@ -117,6 +122,14 @@ def includeme(config: Any) -> None:
         config.action(("kotti_migrate.startup",), startup, order=STARTUP_ORDER)
     finally:
         config.info = previous
+
+
+def _is_kotti_site(settings: Any) -> bool:
+    """True in a Kotti site: Kotti importable and its migrations registered."""
+    from .kotti_site import is_kotti_site
+    from .locations import split_setting
+
+    return is_kotti_site(split_setting(settings.get("kotti.alembic_dirs")))
 
 
 class _StartupInfo:

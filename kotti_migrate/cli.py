@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import traceback
-from typing import Any, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from . import database
 from .cli_commands import COMMANDS
@@ -84,8 +85,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     verbose = bool(getattr(args, "verbose", False))
     runner = Runner(args, out, err)
     url = None
+    progress: Callable[[], None] = lambda: None  # noqa: E731
     try:
         setup_logging(args.config_uri)
+        progress = _show_progress(err)  # after: the ini's logging set-up resets child loggers
         return COMMANDS[args.command].run(runner)
     except MigrateError as exc:
         url = _url_of(runner)
@@ -113,6 +116,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         )
         return EXIT_ERROR
     finally:
+        progress()
         if runner._migrations is not None:
             runner._migrations.dispose()
 
@@ -121,6 +125,26 @@ def _url_of(runner: Runner) -> Any:
     if runner._migrations is None:
         return None
     return runner._migrations.settings.get("sqlalchemy.url")
+
+
+def _show_progress(err: TextIO) -> Callable[[], None]:
+    """Write the per-revision progress lines (``kotti_migrate.progress``, INFO) to ``err``.
+
+    Only those: the rest of the output stays as it is.  Returns the function that undoes it.
+    """
+    logger = logging.getLogger("kotti_migrate.progress")
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # not twice when the ini's logging shows kotti_migrate's INFO too
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
+
+    return undo
 
 
 def setup_logging(config_uri: str) -> None:

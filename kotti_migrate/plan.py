@@ -28,6 +28,7 @@ a migration fails                           any            start-up stops (error
 
 from __future__ import annotations
 
+import datetime
 import logging
 from dataclasses import dataclass, field
 
@@ -143,6 +144,10 @@ class Plan:
     #: Filled by :func:`apply`: what the migrations did, and the tables create_all made.
     reports: list[RunReport] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    #: Filled by :func:`~kotti_migrate.startup.run_startup`: how long it took (lock
+    #: included), when it finished.
+    seconds: float | None = None
+    finished: datetime.datetime | None = None
 
     @property
     def held_back(self) -> set[str]:

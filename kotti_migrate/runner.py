@@ -18,6 +18,7 @@ import io
 import logging
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import sqlalchemy as sa
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .site import Site
 
 log = logging.getLogger("kotti_migrate")
+#: One line as each revision starts and finishes (``[2/3] ...``), at INFO.
+progress_log = logging.getLogger("kotti_migrate.progress")
 
 #: Key of :attr:`alembic.config.Config.attributes` holding ``(Site, Location)``.
 ATTRIBUTE = "kotti_migrate"
@@ -189,11 +192,41 @@ def run_each(
         recorder, _ = run(site, location, fn, **kw)
         return recorder
     total = StepRecorder()
-    for step in steps:
-        recorder, _ = run(site, location, lambda rev, context, step=step: [step], **kw)
+    for number, step in enumerate(steps, 1):
+        counter = f"[{number}/{len(steps)}]"
+        started = _progress(location, counter, step)
+        try:
+            recorder, _ = run(site, location, lambda rev, context, step=step: [step], **kw)
+        except MigrateError:
+            _progress(location, counter, step, started, "failed")
+            raise
+        _progress(location, counter, step, started)
         total.applied.extend(recorder.applied)
         total.output += recorder.output
     return total
+
+
+def _progress(location: Location, counter: str, step: Any, started: float | None = None,
+              outcome: str = "") -> float:
+    """Log one revision starting (``started`` None) or finishing on ``kotti_migrate.progress``.
+
+    ``[2/3] kotti_addon:alembic: upgrade b2c3d4e5f6a7 (Create note_links) ...``, then the same
+    with ``done in 0.004 s`` (or ``failed after 0.004 s``).  The CLI shows these INFO lines on
+    stderr; at start-up they go wherever the ``kotti_migrate`` logger's do.
+
+    :returns: the time now (``perf_counter``), for the finishing call
+    """
+    now = time.perf_counter()
+    revision = getattr(getattr(step, "revision", None), "revision", None) or "?"
+    direction = "upgrade" if getattr(step, "is_upgrade", True) else "downgrade"
+    lines = (getattr(step, "doc", None) or "").strip().splitlines()
+    what = f"{counter} {location.spec}: {direction} {revision}" + (f" ({lines[0]})" if lines else "")
+    if started is None:
+        progress_log.info("%s ...", what)
+    else:
+        done = f"{outcome} after" if outcome else "done in"
+        progress_log.info("%s %s %.3f s", what, done, now - started)
+    return now
 
 
 def run_default_environment() -> None:

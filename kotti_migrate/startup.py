@@ -14,8 +14,10 @@ site before ``initialize_sql``), under a database-wide lock, in three steps:
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+import time
 from typing import Any, Mapping
 
 import sqlalchemy as sa
@@ -35,6 +37,10 @@ from .plan import upgrade_command as upgrade_command
 from .settings import Options, kotti_available, startup_disabled
 
 log = logging.getLogger("kotti_migrate")
+
+#: The registry attribute :func:`on_startup` records its :class:`Plan` on
+#: (what start-up did; the Site Setup "Migrations" page shows it).
+STARTUP_RECORD = "kotti_migrate_startup"
 
 
 # -- reading and applying ----------------------------------------------------------
@@ -185,6 +191,7 @@ def run_startup(
     """
     options = migrations.options
     config_file = config_file or migrations.advice_ini
+    started = time.perf_counter()
     with database.database_lock(migrations.engine, options.lock_timeout):
         state = read_state(migrations, options, config_file, auto_upgrade)
         planned = plan(state)
@@ -192,6 +199,8 @@ def run_startup(
         if migrations.uses_kotti:
             held = [d.location for d in planned.decisions if d.action == "warn"]
             run_populators(migrations, [upgrade_command(config_file, loc) for loc in held])
+    planned.seconds = time.perf_counter() - started
+    planned.finished = datetime.datetime.now().astimezone()
     return planned
 
 
@@ -224,6 +233,8 @@ def on_startup(
     migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine, options=options)
     try:
         planned = run_startup(migrations)
+        if registry is not None:
+            setattr(registry, STARTUP_RECORD, planned)
         if migrations.uses_kotti and planned.held_back and isinstance(settings, dict):
             # Kotti's initialize_sql runs create_all after this hook: keep it off them too.
             settings["kotti.use_tables"] = use_tables_without(

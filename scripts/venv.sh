@@ -81,3 +81,16 @@ ensure_postgresql() {
     $SUDO apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >&2
 }
+
+# ensure_chromium: Debian's headless Chromium and its chromedriver, for the
+# browser test of the Site Setup page (tests/test_migrations_page.py).  Selenium
+# is pointed at /usr/bin/chromedriver, so it never downloads a browser.
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+        return
+    fi
+    echo "installing chromium and chromium-driver ..." >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >&2
+}
