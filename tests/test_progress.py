@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import STACK, boot, cli, started, versions, write_location
+from helpers import STACK, boot, cli, started, versions, write_location
 
 FIRST, REVS = "p0000000001a", ["p0000000002b", "p0000000003c", "p0000000004d"]
 PACKAGE = "progress_addon"
