@@ -30,6 +30,8 @@ def test_development_ini_serves_and_auto_upgrade_switch_reaches_kotti_migrate(tm
     assert f"[kotti_migrate] fresh database {db}: created " in served.err
     assert "[waitress] Serving on http://127.0.0.1:" in served.err
     assert "[kotti_migrate] kotti_migrate:" not in served.err
+    # Kotti's pages come with their CSS and JavaScript (fanstatic in front of Kotti).
+    assert "/fanstatic/kotti/" in served.body and ".css" in served.body, served.body[:2000]
 
     # The demo site's kotti-migrate, next to serve.sh.
     status = subprocess.run(
