@@ -223,7 +223,7 @@ class Runner:
         current = m.current()
         for loc in m.locations:
             self.echo(f"{loc.spec} ({loc.version_table}):")
-            for script in m.history(loc)[::-1]:
+            for script in m.catalog(loc).revisions[::-1]:
                 self.echo(f"  - {script.down_revision} -> {script.revision}: {script.doc}")
             self.echo(f"  - current revision: {', '.join(current[loc] or ()) or None}")
             self.echo()
@@ -351,7 +351,7 @@ class Runner:
             if decision.action in ("upgrade", "adopt"):
                 pending = [s for s in reversed(m.status(decision.location)[0].pending)]
                 if decision.reason in ("differ", "no-models") or loc_state.current is None:
-                    pending = list(reversed(m.history(decision.location)))
+                    pending = list(reversed(m.catalog(decision.location).revisions))
                 line += ": " + ", ".join(revision_label(s) for s in pending)
             changes = changes or decision.action != "ok"
             self.echo(f"{decision.location.spec}: {line}")
@@ -369,7 +369,7 @@ class Runner:
     def cmd_current(self) -> int:
         m = self.migrations
         for loc, revs in m.current(self.selected()).items():
-            heads = set(m.scripts(loc).get_heads())
+            heads = set(m.catalog(loc).heads)
             if revs is None:
                 shown = "(no version table)"
             else:
@@ -381,15 +381,21 @@ class Runner:
         m = self.migrations
         selected = self.selected()
         for loc in [selected] if selected else m.locations:
-            for script in m.heads(loc):
-                self.echo(f"{loc.spec}: {revision_label(script)} (head)")
+            catalog = m.catalog(loc)
+            for head in catalog.heads:
+                self.echo(f"{loc.spec}: {revision_label(catalog.get(head))} (head)")
         return EXIT_OK
 
     def cmd_history(self) -> int:
         loc = self.default_location()
         m = self.migrations
-        heads = set(m.scripts(loc).get_heads())
-        for script in m.history(loc, self.args.range):
+        if self.args.range:
+            heads = set(m.scripts(loc).get_heads())
+            scripts: Sequence[Any] = m.history(loc, self.args.range)
+        else:  # from the index
+            catalog = m.catalog(loc)
+            heads, scripts = set(catalog.heads), catalog.revisions
+        for script in scripts:
             down = ", ".join(script._versioned_down_revisions) or "<base>"
             mark = " (head)" if script.revision in heads else ""
             doc = (script.doc or "").strip().splitlines()

@@ -63,11 +63,15 @@ from .locations import (
     split_setting,
 )
 from .scripts import (
+    IndexedRevision,
     LocationScripts,
+    RevisionCatalog,
     RevisionIndex,
+    catalog_of,
     folder_listing,
     load_scripts,
     remember_index,
+    revision_catalog,
     revision_index,
 )
 from .settings import Options, alembic_ini_options, kotti_available, load_app
@@ -81,14 +85,15 @@ class LocationStatus:
 
     :ivar current: revisions in the version table; None when it is missing
     :ivar heads: head revisions on disk
-    :ivar pending: revisions an upgrade to heads would apply
+    :ivar pending: revisions an upgrade to heads would apply, newest first
+        (:class:`~kotti_migrate.scripts.IndexedRevision`: ``revision``, ``doc``...)
     :ivar unknown: revisions in the database that the code does not know
     """
 
     location: Location
     current: tuple[str, ...] | None
     heads: tuple[str, ...]
-    pending: list[Script] = field(default_factory=list)
+    pending: list[IndexedRevision] = field(default_factory=list)
     unknown: tuple[str, ...] = ()
 
     @property
@@ -308,6 +313,20 @@ class Migrations:
     def index(self, location: Location) -> RevisionIndex:
         """Heads and revision ids of a location, from the on-disk cache."""
         return revision_index(location, self.options.cache_dir)
+
+    def catalog(self, location: Location | str | None = None) -> RevisionCatalog:
+        """Every revision of a location (id, down revisions, message), newest first.
+
+        From the on-disk index while every revision file is unchanged (one
+        ``stat`` each, no import); else the files are loaded (and the index
+        refreshed).  What read-only commands show.
+        """
+        loc = self.location(location)
+        if loc.path not in self._scripts:
+            cached = revision_catalog(loc, self.options.cache_dir)
+            if cached is not None:
+                return cached
+        return catalog_of(self.scripts(loc))
 
     def owned_tables(self, location: Location) -> set[str]:
         """Tables that belong to a location.
@@ -618,27 +637,20 @@ class Migrations:
             raise RevisionError(f"location {loc.spec!r}: {exc}") from None
 
     def status(self, location: Location | str | None = None) -> list[LocationStatus]:
-        """Where every (or one) location stands against its heads."""
+        """Where every (or one) location stands against its heads (from :meth:`catalog`)."""
         selected = self._selected(location)
         current = self.current(location)
         result = []
         for loc in selected:
-            scripts = self.scripts(loc)
-            heads = tuple(sorted(scripts.get_heads()))
+            catalog = self.catalog(loc)
             revs = current[loc]
-            known = {s.revision for s in scripts.walk_revisions()}
+            known = catalog.ids()
             unknown = tuple(r for r in (revs or ()) if r not in known)
-            pending: list[Script] = []
+            pending: list[IndexedRevision] = []
             if not unknown:
-                applied: set[str] = set()
-                if revs:
-                    applied = {
-                        s.revision
-                        for s in scripts.revision_map.iterate_revisions(revs, "base")
-                        if s is not None
-                    }
-                pending = [s for s in scripts.walk_revisions() if s.revision not in applied]
-            result.append(LocationStatus(loc, revs, heads, pending, unknown))
+                applied = catalog.applied(revs or ())
+                pending = [r for r in catalog.revisions if r.revision not in applied]
+            result.append(LocationStatus(loc, revs, catalog.heads, pending, unknown))
         return result
 
     # -- changing the database --------------------------------------------------

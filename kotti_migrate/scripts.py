@@ -6,10 +6,12 @@ default environment instead.
 
 :func:`revision_index` answers "what are the heads, which revisions exist"
 without importing the revision files when nothing changed on disk: the
-answer is cached per location and used while the folder listing and the
-head files are unchanged.  Start-up uses it so that a site whose database
-is at head pays for a directory listing, not for importing thousands of
-revision modules.
+answer is cached per location and used while the folder and the head
+files are unchanged.  Start-up uses it so that a site whose database is at
+head pays for a few ``stat`` calls, not for importing thousands of revision
+modules.  :func:`revision_catalog` is the fuller index read-only commands
+use (every revision's id, down revisions, message), checked against a
+``stat`` of every revision file.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .errors import RevisionError
 from .locations import Location
 
 #: Bumped when the cache layout changes.
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 
 #: Revision files modified less than this long ago (ns) are not cached: a
 #: second edit within the same tick of the file system clock, keeping the
@@ -151,7 +153,7 @@ def _failing_file(exc: BaseException) -> str:
     return filename
 
 
-def revision_label(script: Script) -> str:
+def revision_label(script: Script | IndexedRevision) -> str:
     """``<rev> (<message>)`` for messages and tables."""
     doc = (script.doc or "").strip().splitlines()
     return f"{script.revision} ({doc[0]})" if doc and doc[0] else script.revision
@@ -165,28 +167,157 @@ class RevisionIndex:
     revisions: frozenset[str]
 
 
-def _listing(location: Location) -> str:
-    """Digest of the folder: revision file names and inode numbers, the
-    folder's modification time, ``env.py``.  No ``stat`` per revision file:
-    names and inodes come with the directory listing itself.
+class IndexedRevision:
+    """One revision as the index knows it: what read-only commands show
+    (``status``, ``heads``, ``history``, ``list_all``) without importing its file.
 
-    Catches a file added, removed, renamed or replaced (as editors, version
-    control and installers write files: a new inode).
+    Has the attributes of Alembic's :class:`~alembic.script.Script` those
+    commands read: ``revision``, ``down_revision``, ``dependencies``,
+    ``branch_labels``, ``doc``, ``path``.
     """
+
+    __slots__ = ("revision", "down_revision", "dependencies", "branch_labels", "doc", "path", "requires")
+
+    def __init__(
+        self,
+        revision: str,
+        down_revision: str | tuple[str, ...] | None,
+        dependencies: str | tuple[str, ...] | None,
+        branch_labels: frozenset[str],
+        doc: str,
+        path: str,
+        requires: tuple[str, ...],
+    ) -> None:
+        self.revision = revision
+        self.down_revision = down_revision
+        self.dependencies = dependencies
+        self.branch_labels = branch_labels
+        self.doc = doc
+        self.path = path
+        #: down revisions and (resolved) dependencies: what must be applied before this one
+        self.requires = requires
+
+    @property
+    def _versioned_down_revisions(self) -> tuple[str, ...]:
+        return to_tuple(self.down_revision, ())
+
+    def __repr__(self) -> str:
+        return f"IndexedRevision({self.revision!r})"
+
+
+@dataclass(frozen=True)
+class RevisionCatalog:
+    """Every revision of a location, newest first (Alembic's ``walk_revisions`` order)."""
+
+    heads: tuple[str, ...]
+    revisions: tuple[IndexedRevision, ...]
+
+    def get(self, revision: str) -> IndexedRevision:
+        return self._by_id[revision]
+
+    @property
+    def _by_id(self) -> dict[str, IndexedRevision]:
+        by_id = self.__dict__.get("_by_id_cache")
+        if by_id is None:
+            by_id = {r.revision: r for r in self.revisions}
+            object.__setattr__(self, "_by_id_cache", by_id)
+        return by_id
+
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._by_id)
+
+    def applied(self, current: Iterable[str]) -> set[str]:
+        """``current`` and everything an upgrade to it applies (ancestors, dependencies)."""
+        by_id = self._by_id
+        seen: set[str] = set()
+        todo = [rev for rev in current if rev in by_id]
+        while todo:
+            rev = todo.pop()
+            if rev in seen:
+                continue
+            seen.add(rev)
+            todo.extend(r for r in by_id[rev].requires if r in by_id and r not in seen)
+        return seen
+
+
+def catalog_of(scripts: ScriptDirectory) -> RevisionCatalog:
+    """The catalog of loaded ``scripts``."""
+    entries = []
+    for script in scripts.walk_revisions():
+        entries.append(
+            IndexedRevision(
+                script.revision,
+                script.down_revision,
+                script.dependencies,
+                frozenset(script.branch_labels or ()),
+                script.doc or "",
+                script.path,
+                tuple(script._all_down_revisions),
+            )
+        )
+    return RevisionCatalog(tuple(sorted(scripts.get_heads())), tuple(entries))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the folder of a location looks like, taken before its revisions are loaded."""
+
+    #: digest of names and inodes of the revision files, the folder's mtime, ``env.py``
+    listing: str
+    #: the folder's (mtime_ns, inode, device): one stat
+    folder: tuple[int, int, int]
+    env: list[int] | None
+    #: name -> [size, mtime_ns, inode] of every revision file (None: not taken)
+    files: dict[str, list[int]] | None = None
+
+
+def _folder_stat(location: Location) -> tuple[int, int, int]:
+    st = os.stat(location.versions_path)
+    return (st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _env_stat(location: Location) -> list[int] | None:
+    try:
+        env = os.stat(location.path / "env.py")
+    except OSError:
+        return None
+    return [env.st_size, env.st_mtime_ns, env.st_ino]
+
+
+def _revision_files(location: Location, with_stats: bool) -> tuple[list[str], dict[str, list[int]]]:
+    """Entries of the versions folder (``name\0inode``) and, if asked, each file's stats."""
     entries: list[str] = []
+    stats: dict[str, list[int]] = {}
     with os.scandir(location.versions_path) as it:
         for entry in it:
             if entry.name.endswith((".py", ".pyc")) and entry.is_file():
                 entries.append(f"{entry.name}\0{entry.inode()}")
+                if with_stats:
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    stats[entry.name] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return entries, stats
+
+
+def _listing(location: Location, with_stats: bool = False) -> Snapshot:
+    """The folder as it is: revision file names and inode numbers, the
+    folder's modification time, ``env.py``; with ``with_stats`` also the
+    size, modification time and inode of every revision file.
+
+    Catches a file added, removed, renamed or replaced (as editors, version
+    control and installers write files: a new inode).
+    """
+    folder = _folder_stat(location)
+    env = _env_stat(location)
+    entries, stats = _revision_files(location, with_stats)
     entries.sort()
-    folder = os.stat(location.versions_path)
-    entries.append(f"\0{folder.st_mtime_ns}")
-    try:
-        env = os.stat(location.path / "env.py")
-        entries.append(f"\0env.py\0{env.st_size}\0{env.st_mtime_ns}\0{env.st_ino}")
-    except OSError:
-        pass
-    return hashlib.sha1("\n".join(entries).encode()).hexdigest()
+    entries.append(f"\0{folder[0]}")
+    if env is not None:
+        entries.append(f"\0env.py\0{env[0]}\0{env[1]}\0{env[2]}")
+    digest = hashlib.sha1("\n".join(entries).encode()).hexdigest()
+    return Snapshot(digest, folder, env, stats if with_stats else None)
 
 
 def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
@@ -209,42 +340,81 @@ def default_cache_dir() -> Path:
 
 
 def revision_index(location: Location, cache_dir: Path | None = None) -> RevisionIndex:
-    """Heads and revision ids of ``location``, cached on disk.
+    """Heads and revision ids of ``location``, cached on disk (start-up's view).
 
-    The cached answer is used while the folder listing (names, inodes,
-    the folder's modification time, ``env.py``) and the head revision files
-    (size, modification time, inode) are unchanged: a file added, removed,
-    renamed or replaced (how editors, version control and installers write
-    files) and any edit of a head file reload the revision graph.  An edit
-    in place (same inode) of an older revision file is not seen until one
-    of those happens or a ``kotti-migrate`` command, which always reads the
-    files, refreshes the index.
+    The cached answer is used while the versions folder is unchanged and
+    the head revision files (size, modification time, inode) and ``env.py``
+    are: a file added, removed, renamed or replaced (how editors, version
+    control and installers write files) changes the folder's modification
+    time, and any edit of a head file is seen.  When the folder's
+    modification time was already older than two seconds when the index
+    was written (so no later change can share it, even on a coarse file
+    system clock), one ``stat`` of the folder stands for its listing;
+    otherwise the listing (names and inodes) is compared.
+
+    Not seen until a ``kotti-migrate`` command (which checks every file)
+    refreshes the index: an older revision file edited in place, or replaced
+    by a tool that also restores the folder's modification time (``rsync
+    -a``, ``cp -p``, ``tar``).
 
     A cache that cannot be read or written only costs speed.
     """
     cache_file = _cache_file(location, cache_dir)
-    listing = None
+    snapshot = None
     if cache_file is not None:
-        listing = _listing(location)
-        index = _read_cache(cache_file, location, listing)
+        index = _read_cache(cache_file, location)
         if index is not None:
             return index
+        snapshot = _listing(location, with_stats=True)
     scripts = load_scripts(location)
-    return remember_index(scripts, cache_dir, listing)
+    return remember_index(scripts, cache_dir, snapshot)
 
 
-def folder_listing(location: Location, cache_dir: Path | None) -> str | None:
-    """The listing to hand to :func:`remember_index`, taken *before* loading."""
-    return _listing(location) if cache_dir is not None else None
+def revision_catalog(location: Location, cache_dir: Path | None) -> RevisionCatalog | None:
+    """The cached catalog of ``location`` when every revision file is as it was
+    (names, sizes, modification times, inodes; ``env.py``), else None.
+
+    For read-only commands: one ``stat`` per revision file, no import.
+    """
+    cache_file = _cache_file(location, cache_dir)
+    if cache_file is None:
+        return None
+    try:
+        data = json.loads(cache_file.with_suffix(".revisions.json").read_text())
+        if data.get("format") != _CACHE_FORMAT:
+            return None
+        snapshot = _listing(location, with_stats=True)
+        if data["files"] != snapshot.files or data["env"] != snapshot.env:
+            return None
+        entries = tuple(
+            IndexedRevision(
+                rev,
+                tuple(down) if isinstance(down, list) else down,
+                tuple(deps) if isinstance(deps, list) else deps,
+                frozenset(labels),
+                doc,
+                str(location.versions_path / name),
+                tuple(requires),
+            )
+            for rev, down, deps, labels, doc, name, requires in data["revisions"]
+        )
+        return RevisionCatalog(tuple(data["heads"]), entries)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def folder_listing(location: Location, cache_dir: Path | None) -> Snapshot | None:
+    """The snapshot to hand to :func:`remember_index`, taken *before* loading."""
+    return _listing(location, with_stats=True) if cache_dir is not None else None
 
 
 def remember_index(
-    scripts: LocationScripts, cache_dir: Path | None, listing: str | None = None
+    scripts: LocationScripts, cache_dir: Path | None, listing: Snapshot | None = None
 ) -> RevisionIndex:
-    """The index of loaded ``scripts``, written to the cache for start-up.
+    """The index of loaded ``scripts``, written to the cache for start-up and commands.
 
-    ``listing`` is the folder listing taken before the scripts were loaded,
-    so that a file added meanwhile makes the cache entry stale, not wrong.
+    ``listing`` is the snapshot of the folder taken before the scripts were
+    loaded, so that a file added meanwhile makes the cache entry stale, not wrong.
     """
     location = scripts.location
     index = RevisionIndex(
@@ -254,18 +424,47 @@ def remember_index(
     cache_file = _cache_file(location, cache_dir)
     if cache_file is None:
         return index
+    snapshot = listing or _listing(location, with_stats=True)
     head_files = [os.path.basename(scripts.get_revision(h).path) for h in index.heads]
     heads = _file_stats(location.versions_path, head_files)
+    settled = time.time_ns() - _SETTLE_NS
     # A head file written within the file system clock's tick could change
     # again keeping size and time: such a file is not cached yet.
-    if all(stats[1] < time.time_ns() - _SETTLE_NS for stats in heads.values()):
+    if all(stats[1] < settled for stats in heads.values()):
         _write_cache(
             cache_file,
             {
-                "listing": listing or _listing(location),
+                "listing": snapshot.listing,
+                "folder": list(snapshot.folder),
+                # the folder's mtime cannot be shared by a later change: one stat will do
+                "settled": snapshot.folder[0] < settled,
+                "env": snapshot.env,
                 "head_files": heads,
                 "heads": list(index.heads),
                 "revisions": " ".join(sorted(index.revisions)),
+            },
+        )
+    files = snapshot.files
+    if files is not None and all(stats[1] < settled for stats in files.values()):
+        catalog = catalog_of(scripts)
+        _write_cache(
+            cache_file.with_suffix(".revisions.json"),
+            {
+                "files": files,
+                "env": snapshot.env,
+                "heads": list(catalog.heads),
+                "revisions": [
+                    [
+                        r.revision,
+                        list(r.down_revision) if isinstance(r.down_revision, tuple) else r.down_revision,
+                        list(r.dependencies) if isinstance(r.dependencies, (tuple, list)) else r.dependencies,
+                        sorted(r.branch_labels),
+                        r.doc,
+                        os.path.basename(r.path),
+                        list(r.requires),
+                    ]
+                    for r in catalog.revisions
+                ],
             },
         )
     return index
@@ -277,11 +476,17 @@ def _cache_file(location: Location, cache_dir: Path | None) -> Path | None:
     return cache_dir / (hashlib.sha1(str(location.path).encode()).hexdigest() + ".json")
 
 
-def _read_cache(cache_file: Path, location: Location, listing: str) -> RevisionIndex | None:
-    """The cached index when the folder and the head files are unchanged."""
+def _read_cache(cache_file: Path, location: Location) -> RevisionIndex | None:
+    """The cached index when the folder, ``env.py`` and the head files are unchanged."""
     try:
         data = json.loads(cache_file.read_text())
-        if data.get("format") != _CACHE_FORMAT or data["listing"] != listing:
+        if data.get("format") != _CACHE_FORMAT:
+            return None
+        folder = _folder_stat(location)
+        if not (data["settled"] and data["folder"] == list(folder)):
+            if data["listing"] != _listing(location).listing:
+                return None
+        elif data["env"] != _env_stat(location):
             return None
         heads = data["head_files"]
         if _file_stats(location.versions_path, heads) != heads:

@@ -460,6 +460,11 @@ def on_startup(settings: Mapping[str, Any], registry: Any = None) -> list[Decisi
     migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine)
     try:
         planned = run_startup(migrations)
+        if migrations.uses_kotti and isinstance(settings, dict):
+            # Kotti's populators ran under the lock: Kotti's initialize_sql need not run them again.
+            from .kotti_site import skip_kotti_rerun
+
+            skip_kotti_rerun(settings, registry, migrations.engine)
         if migrations.uses_kotti and planned.held_back and isinstance(settings, dict):
             # Kotti's initialize_sql runs create_all after this hook: keep it off them too.
             from .kotti_site import use_tables_without
