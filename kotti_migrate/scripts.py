@@ -272,13 +272,13 @@ class Snapshot:
 
 
 def _folder_stat(location: Location) -> tuple[int, int, int]:
-    st = os.stat(location.versions_path)
+    st = os.stat(os.path.join(location.path, "versions"))
     return (st.st_mtime_ns, st.st_ino, st.st_dev)
 
 
 def _env_stat(location: Location) -> list[int] | None:
     try:
-        env = os.stat(location.path / "env.py")
+        env = os.stat(os.path.join(location.path, "env.py"))
     except OSError:
         return None
     return [env.st_size, env.st_mtime_ns, env.st_ino]
@@ -322,9 +322,10 @@ def _listing(location: Location, with_stats: bool = False) -> Snapshot:
 
 def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
     result = {}
+    folder_name = os.fspath(folder)
     for name in names:
         try:
-            st = os.stat(folder / name)
+            st = os.stat(os.path.join(folder_name, name))
         except OSError:
             continue
         result[name] = [st.st_size, st.st_mtime_ns, st.st_ino]

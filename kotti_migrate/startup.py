@@ -374,6 +374,8 @@ def _create_all(migrations: Migrations, held_back: set[str], existing: frozenset
     if existing is None:
         with database.connect(migrations.engine) as connection:
             existing = frozenset(database.table_names(connection))
+    if tables is None and not {table.name for table in metadata.tables.values()} - existing:
+        return []  # nothing to create (at head, the usual case): no need to sort the tables
     candidates = tables if tables is not None else metadata.sorted_tables
     missing = [table.name for table in candidates if table.name not in existing]
     if not missing:
