@@ -56,6 +56,9 @@ GOAL_STATUS_RATIO = 0.3
 GOAL_UPGRADE_RATIO = 1.0
 GOAL_RSS_MB = 5.0
 
+#: What kotti_migrate adds to app creation, timed apart.
+PARTS = ("import", "includeme", "actions")
+
 REVISION = '''"""{message}
 
 Revision ID: {rev}
@@ -250,7 +253,8 @@ class Site:
         (project / "migrations").mkdir(parents=True)
         (project / "migrations" / "env.py").write_text(PLAIN_ENV)
         (project / "migrations" / "versions").symlink_to(self.src / self.names[0] / "alembic" / "versions")
-        self.alembic_ini.write_text(PLAIN_INI.format(location=project / "migrations", db=project / "plain.db"))
+        plain_ini = PLAIN_INI.format(location=project / "migrations", db=project / "plain.db")
+        self.alembic_ini.write_text(plain_ini)
         # Byte code compiled for everybody alike; files as old as installed ones (a
         # revision file written in the last seconds is not cached yet, see scripts.py).
         self.python("-m", "compileall", "-q", str(self.src))
@@ -348,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         site.kotti_migrate("status")  # exit 0: everything at head
         print(
             f"site: Kotti {_version('Kotti')} on SQLite, kotti:alembic + {args.locations} add-ons x "
-            f"{args.revisions} revisions, all at head; set up (first boot {first['wall']:.1f} s) in {setup:.1f} s"
+            f"{args.revisions} revisions, all at head; set up (first boot {first['wall']:.1f} s) "
+            f"in {setup:.1f} s"
         )
         print(
             f"Python {sys.version.split()[0]}, SQLAlchemy {sqlalchemy.__version__}, Alembic "
@@ -380,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             ))  # fmt: skip
             lines.append(row(
                 "    import / includeme / actions (medians)",
-                "/".join(f"{median([b[k] for b in ours]) * 1000:.1f}" for k in ("import", "includeme", "actions")),
+                "/".join(f"{median([b[k] for b in ours]) * 1000:.1f}" for k in PARTS) + " ms",
                 "", "", f"CPU min {ms(added_cpu)}", "",
             ))  # fmt: skip
             lines.append(row(
@@ -398,10 +403,11 @@ def main(argv: list[str] | None = None) -> int:
             ))  # fmt: skip
             lines.append(row(
                 f"    app creation wall, median of {n}", ms(wall_ours), ms(wall_plain),
-                f"{(wall_ours - wall_plain) * 1000:+.1f}", "(for information)", "",
+                f"{(wall_ours - wall_plain) * 1000:+.1f}", "(information)", "",
             ))  # fmt: skip
             lines.append(row(
-                "    revision files an at-head boot opens", str(opened), "", "", "0", verdict("opened", opened == 0),
+                "    revision files an at-head boot opens", str(opened), "", "", "0",
+                verdict("opened", opened == 0),
             ))  # fmt: skip
             rss = median([b["rss_kb"] for b in ours]) - median([b["rss_kb"] for b in plain])
             hwm = median([b["hwm_kb"] for b in ours]) - median([b["hwm_kb"] for b in plain])
@@ -411,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{median([b['rss_kb'] for b in plain]) / 1024:.1f} MB", f"{rss / 1024:+.1f} MB",
                 f"<= +{GOAL_RSS_MB:.0f} MB", verdict("rss", rss / 1024 <= GOAL_RSS_MB),
             ))  # fmt: skip
-            lines.append(row("    peak RSS (VmHWM)", "", "", f"{hwm / 1024:+.1f} MB", "(for information)", ""))
+            lines.append(row("    peak RSS (VmHWM)", "", "", f"{hwm / 1024:+.1f} MB", "(information)", ""))
 
         if "b" in args.parts:
             # (b): status vs Kotti's list_all, interleaved; CPU of the processes too.
@@ -432,10 +438,11 @@ def main(argv: list[str] | None = None) -> int:
             ))  # fmt: skip
             lines.append(row(
                 f"    CPU time, min of {n}", f"{min(status_cpu):.2f} s", f"{min(list_all_cpu):.2f} s",
-                f"{min(status_cpu) / min(list_all_cpu):.2f}x", "(for information)", "",
+                f"{min(status_cpu) / min(list_all_cpu):.2f}x", "(information)", "",
             ))  # fmt: skip
             lines.append(row(
-                "    status after a change (index rebuilt)", f"{status_cold:.2f} s", "", "", "(for information)", "",
+                "    status after a change (index rebuilt)", f"{status_cold:.2f} s", "", "", "(information)",
+                "",
             ))  # fmt: skip
 
         if "c" in args.parts:

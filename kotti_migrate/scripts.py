@@ -205,23 +205,21 @@ class IndexedRevision:
         return f"IndexedRevision({self.revision!r})"
 
 
-@dataclass(frozen=True)
 class RevisionCatalog:
-    """Every revision of a location, newest first (Alembic's ``walk_revisions`` order)."""
+    """Every revision of a location, newest first (Alembic's ``walk_revisions`` order).
 
-    heads: tuple[str, ...]
-    revisions: tuple[IndexedRevision, ...]
+    (A plain class, as :class:`IndexedRevision`: no dataclass machinery at import.)
+    """
+
+    __slots__ = ("heads", "revisions", "_by_id")
+
+    def __init__(self, heads: tuple[str, ...], revisions: tuple[IndexedRevision, ...]) -> None:
+        self.heads = heads
+        self.revisions = revisions
+        self._by_id = {r.revision: r for r in revisions}
 
     def get(self, revision: str) -> IndexedRevision:
         return self._by_id[revision]
-
-    @property
-    def _by_id(self) -> dict[str, IndexedRevision]:
-        by_id = self.__dict__.get("_by_id_cache")
-        if by_id is None:
-            by_id = {r.revision: r for r in self.revisions}
-            object.__setattr__(self, "_by_id_cache", by_id)
-        return by_id
 
     def ids(self) -> frozenset[str]:
         return frozenset(self._by_id)
@@ -258,17 +256,29 @@ def catalog_of(scripts: ScriptDirectory) -> RevisionCatalog:
     return RevisionCatalog(tuple(sorted(scripts.get_heads())), tuple(entries))
 
 
-@dataclass(frozen=True)
 class Snapshot:
-    """What the folder of a location looks like, taken before its revisions are loaded."""
+    """What the folder of a location looks like, taken before its revisions are loaded.
 
-    #: digest of names and inodes of the revision files, the folder's mtime, ``env.py``
-    listing: str
-    #: the folder's (mtime_ns, inode, device): one stat
-    folder: tuple[int, int, int]
-    env: list[int] | None
-    #: name -> [size, mtime_ns, inode] of every revision file (None: not taken)
-    files: dict[str, list[int]] | None = None
+    :ivar listing: digest of names and inodes of the revision files, the
+        folder's modification time, ``env.py``
+    :ivar folder: the folder's (mtime_ns, inode, device): one ``stat``
+    :ivar env: size, mtime_ns, inode of ``env.py`` (None: none)
+    :ivar files: name -> [size, mtime_ns, inode] of every revision file (None: not taken)
+    """
+
+    __slots__ = ("listing", "folder", "env", "files")
+
+    def __init__(
+        self,
+        listing: str,
+        folder: tuple[int, int, int],
+        env: list[int] | None,
+        files: dict[str, list[int]] | None = None,
+    ) -> None:
+        self.listing = listing
+        self.folder = folder
+        self.env = env
+        self.files = files
 
 
 def _folder_stat(location: Location) -> tuple[int, int, int]:
@@ -387,15 +397,18 @@ def revision_catalog(location: Location, cache_dir: Path | None) -> RevisionCata
         snapshot = _listing(location, with_stats=True)
         if data["files"] != snapshot.files or data["env"] != snapshot.env:
             return None
+        folder = os.fspath(location.versions_path)
+        join = os.path.join
         entries = tuple(
             IndexedRevision(
                 rev,
                 tuple(down) if isinstance(down, list) else down,
                 tuple(deps) if isinstance(deps, list) else deps,
-                frozenset(labels),
+                frozenset(labels) if labels else frozenset(),
                 doc,
-                str(location.versions_path / name),
-                tuple(requires),
+                join(folder, name),
+                # requires: the down revisions unless dependencies add to them
+                tuple(requires) if requires is not None else to_tuple(down, ()),
             )
             for rev, down, deps, labels, doc, name, requires in data["revisions"]
         )
@@ -462,7 +475,7 @@ def remember_index(
                         sorted(r.branch_labels),
                         r.doc,
                         os.path.basename(r.path),
-                        list(r.requires),
+                        list(r.requires) if r.requires != to_tuple(r.down_revision, ()) else None,
                     ]
                     for r in catalog.revisions
                 ],
@@ -498,7 +511,7 @@ def _read_cache(cache_file: Path, location: Location) -> RevisionIndex | None:
 
 
 def _write_cache(cache_file: Path, data: dict) -> None:
-    payload = json.dumps({"format": _CACHE_FORMAT, **data})
+    payload = json.dumps({"format": _CACHE_FORMAT, **data}, separators=(",", ":"))
     tmp = None
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)

@@ -64,9 +64,10 @@ def test_in_memory_database_is_populated_by_kotti(counted):
 
 def test_kotti_disable_populators_still_disables_them(counted, sqlite_url):
     ini, env = counted(sqlite_url)
+    script = f"from pyramid.paster import get_app; get_app({str(ini)!r}); print('CREATED')"
     created = subprocess.run(  # no root document, so no page to fetch: the app is created
-        [sys.executable, "-c", f"from pyramid.paster import get_app; get_app({str(ini)!r}); print('CREATED')"],
-        capture_output=True, text=True, env={**os.environ, **env, "KOTTI_DISABLE_POPULATORS": "1"}, timeout=120,
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        env={**os.environ, **env, "KOTTI_DISABLE_POPULATORS": "1"},
     )  # fmt: skip
     assert "CREATED" in created.stdout, created.stderr
     assert counted.runs() == 0
