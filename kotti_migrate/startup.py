@@ -62,7 +62,8 @@ class LocationState:
         (an empty version table reads as ``()``)
     :ivar heads: head revisions on disk
     :ivar known: every revision id on disk
-    :ivar owned: tables the location's own models define
+    :ivar owned: tables the location's own models define (not read, so empty, for a
+        location at its head)
     :ivar existing: those of ``owned`` that exist in the database
     :ivar differences: for a location without version rows whose tables
         exist, what the models would change in them (empty: they match);
@@ -294,7 +295,9 @@ def read_state(
     for loc in migrations.locations:
         current = versions[loc.version_table]
         index = migrations.index(loc)
-        owned = frozenset(migrations.owned_tables(loc)) if creates_tables else frozenset()
+        at_head = bool(current) and set(current) == set(index.heads)
+        # A location at its head needs no table list (the usual boot): skip walking the mappers.
+        owned = frozenset(migrations.owned_tables(loc)) if creates_tables and not at_head else frozenset()
         present = owned & existing
         differences = None
         if not fresh and not current and present:  # unstamped: compare with the models
