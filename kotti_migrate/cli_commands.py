@@ -7,14 +7,13 @@ gets the :class:`~kotti_migrate.cli_runner.Runner` and returns the exit code.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import database
-from .cli_runner import Runner, describe, describe_diff, status_document
+from .cli_runner import Runner, describe, describe_diff, seconds, status_document
 from .commands import Migrations
 from .errors import EXIT_OK, EXIT_PENDING
 from .scripts import revision_label
@@ -45,17 +44,6 @@ COMMANDS: dict[str, Command] = {}
 
 def arg(*flags: str, **options: Any) -> Argument:
     return Argument(flags, options)
-
-
-def seconds(text: str) -> float:
-    """An ``argparse`` type: a finite number of seconds, zero or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
-    return value
 
 
 def location_args(rev: bool = True, rev_required: bool = False) -> tuple[Argument, ...]:
@@ -95,7 +83,7 @@ def list_all(r: Runner) -> int:
     current = m.current()
     for loc in m.locations:
         r.echo(f"{loc.spec} ({loc.version_table}):")
-        for script in m.history(loc)[::-1]:
+        for script in m.catalog(loc).revisions[::-1]:
             r.echo(f"  - {script.down_revision} -> {script.revision}: {script.doc}")
         r.echo(f"  - current revision: {', '.join(current[loc] or ()) or None}")
         r.echo()
@@ -210,7 +198,7 @@ def plan(r: Runner) -> int:
         if decision.action in ("upgrade", "adopt"):
             pending = [s for s in reversed(m.status(decision.location)[0].pending)]
             if decision.reason in ("differ", "no-models") or loc_state.current is None:
-                pending = list(reversed(m.history(decision.location)))
+                pending = list(reversed(m.catalog(decision.location).revisions))
             line += ": " + ", ".join(revision_label(s) for s in pending)
         changes = changes or decision.action != "ok"
         r.echo(f"{decision.location.spec}: {line}")
@@ -226,7 +214,7 @@ def plan(r: Runner) -> int:
 def current(r: Runner) -> int:
     m = r.migrations
     for loc, revs in m.current(r.selected()).items():
-        heads = set(m.scripts(loc).get_heads())
+        heads = set(m.catalog(loc).heads)
         if revs is None:
             shown = "(no version table)"
         else:
@@ -239,8 +227,9 @@ def current(r: Runner) -> int:
 def heads(r: Runner) -> int:
     m = r.migrations
     for loc in m.select(r.selected()):
-        for script in m.heads(loc):
-            r.echo(f"{loc.spec}: {revision_label(script)} (head)")
+        catalog = m.catalog(loc)
+        for head in catalog.heads:
+            r.echo(f"{loc.spec}: {revision_label(catalog.get(head))} (head)")
     return EXIT_OK
 
 
@@ -251,8 +240,13 @@ def heads(r: Runner) -> int:
 def history(r: Runner) -> int:
     loc = r.default_location()
     m = r.migrations
-    heads = set(m.scripts(loc).get_heads())
-    for script in m.history(loc, r.args.range):
+    if r.args.range:
+        heads = set(m.scripts(loc).get_heads())
+        scripts: Sequence[Any] = m.history(loc, r.args.range)
+    else:  # from the index
+        catalog = m.catalog(loc)
+        heads, scripts = set(catalog.heads), catalog.revisions
+    for script in scripts:
         down = ", ".join(script._versioned_down_revisions) or "<base>"
         mark = " (head)" if script.revision in heads else ""
         doc = (script.doc or "").strip().splitlines()

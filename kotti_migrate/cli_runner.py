@@ -200,3 +200,14 @@ def describe_constraint(obj: Any) -> str:
         target = ""
     name = f"{obj.name} " if isinstance(obj.name, str) and obj.name else ""
     return f"{name}{table}({', '.join(columns)}){target}"
+
+
+def seconds(text: str) -> float:
+    """An ``argparse`` type: a finite number of seconds, zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value

@@ -29,7 +29,8 @@ from .revisions import Revisions
 from .runner import run, run_each
 
 if TYPE_CHECKING:  # pragma: no cover
-    from alembic.script import Script
+
+    from .catalog import IndexedRevision
 
 __all__ = ["CheckResult", "LocationStatus", "Migrations", "RunReport", "StepReport"]
 
@@ -72,27 +73,20 @@ class Migrations(Revisions):
         return kotti and self.uses_kotti and self.creates_tables
 
     def status(self, location: Location | str | None = None) -> list[LocationStatus]:
-        """Where every (or one) location stands against its heads."""
+        """Where every (or one) location stands against its heads (from :meth:`catalog`)."""
         selected = self.select(location)
         current = self.current(location)
         result = []
         for loc in selected:
-            scripts = self.scripts(loc)
-            heads = tuple(sorted(scripts.get_heads()))
+            catalog = self.catalog(loc)
             revs = current[loc]
-            known = {s.revision for s in scripts.walk_revisions()}
+            known = catalog.ids()
             unknown = tuple(r for r in (revs or ()) if r not in known)
-            pending: list[Script] = []
+            pending: list[IndexedRevision] = []
             if not unknown:
-                applied: set[str] = set()
-                if revs:
-                    applied = {
-                        s.revision
-                        for s in scripts.revision_map.iterate_revisions(revs, "base")
-                        if s is not None
-                    }
-                pending = [s for s in scripts.walk_revisions() if s.revision not in applied]
-            result.append(LocationStatus(loc, revs, heads, pending, unknown))
+                applied = catalog.applied(revs or ())
+                pending = [r for r in catalog.revisions if r.revision not in applied]
+            result.append(LocationStatus(loc, revs, catalog.heads, pending, unknown))
         return result
 
     # -- changing the database --------------------------------------------------

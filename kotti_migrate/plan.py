@@ -47,7 +47,8 @@ class LocationState:
         (an empty version table reads as ``()``)
     :ivar heads: head revisions on disk
     :ivar known: every revision id on disk
-    :ivar owned: tables the location's own models define
+    :ivar owned: tables the location's own models define (not read, so empty, for a
+        location at its head)
     :ivar existing: those of ``owned`` that exist in the database
     :ivar differences: for a location without version rows whose tables
         exist, what the models would change in them (empty: they match);

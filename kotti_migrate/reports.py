@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from .locations import Location
 
 if TYPE_CHECKING:  # pragma: no cover
-    from alembic.script import Script
+
+    from .catalog import IndexedRevision
 
 
 @dataclass
@@ -44,14 +45,15 @@ class LocationStatus:
 
     :ivar current: revisions in the version table; None when it is missing
     :ivar heads: head revisions on disk
-    :ivar pending: revisions an upgrade to heads would apply
+    :ivar pending: revisions an upgrade to heads would apply, newest first
+        (:class:`~kotti_migrate.catalog.IndexedRevision`: ``revision``, ``doc``...)
     :ivar unknown: revisions in the database that the code does not know
     """
 
     location: Location
     current: tuple[str, ...] | None
     heads: tuple[str, ...]
-    pending: list[Script] = field(default_factory=list)
+    pending: list[IndexedRevision] = field(default_factory=list)
     unknown: tuple[str, ...] = ()
 
     @property

@@ -6,10 +6,12 @@ to be rebuilt.
 
 :func:`revision_index` answers "what are the heads, which revisions exist"
 without importing the revision files when nothing changed on disk: the
-answer is cached per location and used while the folder listing and the
-head files are unchanged.  Start-up uses it so that a site whose database
-is at head pays for a directory listing, not for importing thousands of
-revision modules.
+answer is cached per location and used while the folder and the head
+files are unchanged.  Start-up uses it so that a site whose database is at
+head pays for a few ``stat`` calls, not for importing thousands of revision
+modules.  :func:`revision_catalog` is the fuller index read-only commands
+use (:mod:`kotti_migrate.catalog`: every revision's id, down revisions,
+message), checked against a ``stat`` of every revision file.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from .catalog import IndexedRevision, RevisionCatalog, as_tuple, catalog_of
 from .locations import Location
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,8 +34,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .graph import LocationScripts
 
+__all__ = ["IndexedRevision", "RevisionCatalog", "catalog_of"]
+
 #: Bumped when the cache layout changes.
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 
 #: Revision files modified less than this long ago (ns) are not cached: a
 #: second edit within the same tick of the file system clock, keeping the
@@ -40,7 +45,7 @@ _CACHE_FORMAT = 3
 _SETTLE_NS = 2_000_000_000
 
 
-def revision_label(script: Script) -> str:
+def revision_label(script: Script | IndexedRevision) -> str:
     """``<rev> (<message>)`` for messages and tables."""
     doc = (script.doc or "").strip().splitlines()
     return f"{script.revision} ({doc[0]})" if doc and doc[0] else script.revision
@@ -54,80 +59,181 @@ class RevisionIndex:
     revisions: frozenset[str]
 
 
-def _listing(location: Location) -> str:
-    """Digest of the folder: revision file names and inode numbers, the
-    folder's modification time, ``env.py``.  No ``stat`` per revision file:
-    names and inodes come with the directory listing itself.
+class Snapshot:
+    """What the folder of a location looks like, taken before its revisions are loaded.
 
-    Catches a file added, removed, renamed or replaced (as editors, version
-    control and installers write files: a new inode).
+    :ivar listing: digest of names and inodes of the revision files, the
+        folder's modification time, ``env.py``
+    :ivar folder: the folder's (mtime_ns, inode, device): one ``stat``
+    :ivar env: size, mtime_ns, inode of ``env.py`` (None: none)
+    :ivar files: name -> [size, mtime_ns, inode] of every revision file (None: not taken)
     """
+
+    __slots__ = ("listing", "folder", "env", "files")
+
+    def __init__(
+        self,
+        listing: str,
+        folder: tuple[int, int, int],
+        env: list[int] | None,
+        files: dict[str, list[int]] | None = None,
+    ) -> None:
+        self.listing = listing
+        self.folder = folder
+        self.env = env
+        self.files = files
+
+
+def _folder_stat(location: Location) -> tuple[int, int, int]:
+    st = os.stat(os.path.join(location.path, "versions"))
+    return (st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _env_stat(location: Location) -> list[int] | None:
+    try:
+        env = os.stat(os.path.join(location.path, "env.py"))
+    except OSError:
+        return None
+    return [env.st_size, env.st_mtime_ns, env.st_ino]
+
+
+def _revision_files(location: Location, with_stats: bool) -> tuple[list[str], dict[str, list[int]]]:
+    """Entries of the versions folder (``name\0inode``) and, if asked, each file's stats."""
     entries: list[str] = []
+    stats: dict[str, list[int]] = {}
     with os.scandir(location.versions_path) as it:
         for entry in it:
             if entry.name.endswith((".py", ".pyc")) and entry.is_file():
                 entries.append(f"{entry.name}\0{entry.inode()}")
+                if with_stats:
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    stats[entry.name] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return entries, stats
+
+
+def _listing(location: Location, with_stats: bool = False) -> Snapshot:
+    """The folder as it is: revision file names and inode numbers, the
+    folder's modification time, ``env.py``; with ``with_stats`` also the
+    size, modification time and inode of every revision file.
+
+    Catches a file added, removed, renamed or replaced (as editors, version
+    control and installers write files: a new inode).
+    """
+    folder = _folder_stat(location)
+    env = _env_stat(location)
+    entries, stats = _revision_files(location, with_stats)
     entries.sort()
-    folder = os.stat(location.versions_path)
-    entries.append(f"\0{folder.st_mtime_ns}")
-    try:
-        env = os.stat(location.path / "env.py")
-        entries.append(f"\0env.py\0{env.st_size}\0{env.st_mtime_ns}\0{env.st_ino}")
-    except OSError:
-        pass
-    return hashlib.sha1("\n".join(entries).encode()).hexdigest()
+    entries.append(f"\0{folder[0]}")
+    if env is not None:
+        entries.append(f"\0env.py\0{env[0]}\0{env[1]}\0{env[2]}")
+    digest = hashlib.sha1("\n".join(entries).encode()).hexdigest()
+    return Snapshot(digest, folder, env, stats if with_stats else None)
 
 
 def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
     result = {}
+    folder_name = os.fspath(folder)
     for name in names:
         try:
-            st = os.stat(folder / name)
+            st = os.stat(os.path.join(folder_name, name))
         except OSError:
             continue
         result[name] = [st.st_size, st.st_mtime_ns, st.st_ino]
     return result
 
 
-def revision_index(location: Location, cache_dir: Path | None = None) -> RevisionIndex:
-    """Heads and revision ids of ``location``, cached on disk.
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/kotti_migrate`` (``~/.cache/kotti_migrate``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
+    return Path(base) / "kotti_migrate"
 
-    The cached answer is used while the folder listing (names, inodes,
-    the folder's modification time, ``env.py``) and the head revision files
-    (size, modification time, inode) are unchanged: a file added, removed,
-    renamed or replaced (how editors, version control and installers write
-    files) and any edit of a head file reload the revision graph.  An edit
-    in place (same inode) of an older revision file is not seen until one
-    of those happens or a ``kotti-migrate`` command, which always reads the
-    files, refreshes the index.
+
+def revision_index(location: Location, cache_dir: Path | None = None) -> RevisionIndex:
+    """Heads and revision ids of ``location``, cached on disk (start-up's view).
+
+    The cached answer is used while the versions folder is unchanged and
+    the head revision files (size, modification time, inode) and ``env.py``
+    are: a file added, removed, renamed or replaced (how editors, version
+    control and installers write files) changes the folder's modification
+    time, and any edit of a head file is seen.  When the folder's
+    modification time was already older than two seconds when the index
+    was written (so no later change can share it, even on a coarse file
+    system clock), one ``stat`` of the folder stands for its listing;
+    otherwise the listing (names and inodes) is compared.
+
+    Not seen until a ``kotti-migrate`` command (which checks every file)
+    refreshes the index: an older revision file edited in place, or replaced
+    by a tool that also restores the folder's modification time (``rsync
+    -a``, ``cp -p``, ``tar``).
 
     A cache that cannot be read or written only costs speed.
     """
     cache_file = _cache_file(location, cache_dir)
-    listing = None
+    snapshot = None
     if cache_file is not None:
-        listing = _listing(location)
-        index = _read_cache(cache_file, location, listing)
+        index = _read_cache(cache_file, location)
         if index is not None:
             return index
+        snapshot = _listing(location, with_stats=True)
     from .graph import load_scripts  # imports alembic.script: only when the cache misses
 
     scripts = load_scripts(location)
-    return remember_index(scripts, cache_dir, listing)
+    return remember_index(scripts, cache_dir, snapshot)
 
 
-def folder_listing(location: Location, cache_dir: Path | None) -> str | None:
-    """The listing to hand to :func:`remember_index`, taken *before* loading."""
-    return _listing(location) if cache_dir is not None else None
+def revision_catalog(location: Location, cache_dir: Path | None) -> RevisionCatalog | None:
+    """The cached catalog of ``location`` when every revision file is as it was
+    (names, sizes, modification times, inodes; ``env.py``), else None.
+
+    For read-only commands: one ``stat`` per revision file, no import.
+    """
+    cache_file = _cache_file(location, cache_dir)
+    if cache_file is None:
+        return None
+    try:
+        data = json.loads(cache_file.with_suffix(".revisions.json").read_text())
+        if data.get("format") != _CACHE_FORMAT:
+            return None
+        snapshot = _listing(location, with_stats=True)
+        if data["files"] != snapshot.files or data["env"] != snapshot.env:
+            return None
+        folder = os.fspath(location.versions_path)
+        join = os.path.join
+        entries = tuple(
+            IndexedRevision(
+                rev,
+                tuple(down) if isinstance(down, list) else down,
+                tuple(deps) if isinstance(deps, list) else deps,
+                frozenset(labels) if labels else frozenset(),
+                doc,
+                join(folder, name),
+                # requires: the down revisions unless dependencies add to them
+                tuple(requires) if requires is not None else as_tuple(down),
+            )
+            for rev, down, deps, labels, doc, name, requires in data["revisions"]
+        )
+        return RevisionCatalog(tuple(data["heads"]), entries)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def folder_listing(location: Location, cache_dir: Path | None) -> Snapshot | None:
+    """The snapshot to hand to :func:`remember_index`, taken *before* loading."""
+    return _listing(location, with_stats=True) if cache_dir is not None else None
 
 
 def remember_index(
-    scripts: LocationScripts, cache_dir: Path | None, listing: str | None = None
+    scripts: LocationScripts, cache_dir: Path | None, listing: Snapshot | None = None
 ) -> RevisionIndex:
-    """The index of loaded ``scripts``, written to the cache for start-up.
+    """The index of loaded ``scripts``, written to the cache for start-up and commands.
 
-    ``listing`` is the folder listing taken before the scripts were loaded,
-    so that a file added meanwhile makes the cache entry stale, not wrong.
+    ``listing`` is the snapshot of the folder taken before the scripts were
+    loaded, so that a file added meanwhile makes the cache entry stale, not wrong.
     """
     location = scripts.location
     index = RevisionIndex(
@@ -137,18 +243,47 @@ def remember_index(
     cache_file = _cache_file(location, cache_dir)
     if cache_file is None:
         return index
+    snapshot = listing or _listing(location, with_stats=True)
     head_files = [os.path.basename(scripts.get_revision(h).path) for h in index.heads]
     heads = _file_stats(location.versions_path, head_files)
+    settled = time.time_ns() - _SETTLE_NS
     # A head file written within the file system clock's tick could change
     # again keeping size and time: such a file is not cached yet.
-    if all(stats[1] < time.time_ns() - _SETTLE_NS for stats in heads.values()):
+    if all(stats[1] < settled for stats in heads.values()):
         _write_cache(
             cache_file,
             {
-                "listing": listing or _listing(location),
+                "listing": snapshot.listing,
+                "folder": list(snapshot.folder),
+                # the folder's mtime cannot be shared by a later change: one stat will do
+                "settled": snapshot.folder[0] < settled,
+                "env": snapshot.env,
                 "head_files": heads,
                 "heads": list(index.heads),
                 "revisions": " ".join(sorted(index.revisions)),
+            },
+        )
+    files = snapshot.files
+    if files is not None and all(stats[1] < settled for stats in files.values()):
+        catalog = catalog_of(scripts)
+        _write_cache(
+            cache_file.with_suffix(".revisions.json"),
+            {
+                "files": files,
+                "env": snapshot.env,
+                "heads": list(catalog.heads),
+                "revisions": [
+                    [
+                        r.revision,
+                        list(r.down_revision) if isinstance(r.down_revision, tuple) else r.down_revision,
+                        list(r.dependencies) if isinstance(r.dependencies, (tuple, list)) else r.dependencies,
+                        sorted(r.branch_labels),
+                        r.doc,
+                        os.path.basename(r.path),
+                        list(r.requires) if r.requires != as_tuple(r.down_revision) else None,
+                    ]
+                    for r in catalog.revisions
+                ],
             },
         )
     return index
@@ -160,11 +295,17 @@ def _cache_file(location: Location, cache_dir: Path | None) -> Path | None:
     return cache_dir / (hashlib.sha1(str(location.path).encode()).hexdigest() + ".json")
 
 
-def _read_cache(cache_file: Path, location: Location, listing: str) -> RevisionIndex | None:
-    """The cached index when the folder and the head files are unchanged."""
+def _read_cache(cache_file: Path, location: Location) -> RevisionIndex | None:
+    """The cached index when the folder, ``env.py`` and the head files are unchanged."""
     try:
         data = json.loads(cache_file.read_text())
-        if data.get("format") != _CACHE_FORMAT or data["listing"] != listing:
+        if data.get("format") != _CACHE_FORMAT:
+            return None
+        folder = _folder_stat(location)
+        if not (data["settled"] and data["folder"] == list(folder)):
+            if data["listing"] != _listing(location).listing:
+                return None
+        elif data["env"] != _env_stat(location):
             return None
         heads = data["head_files"]
         if _file_stats(location.versions_path, heads) != heads:
@@ -175,7 +316,7 @@ def _read_cache(cache_file: Path, location: Location, listing: str) -> RevisionI
 
 
 def _write_cache(cache_file: Path, data: dict) -> None:
-    payload = json.dumps({"format": _CACHE_FORMAT, **data})
+    payload = json.dumps({"format": _CACHE_FORMAT, **data}, separators=(",", ":"))
     tmp = None
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)

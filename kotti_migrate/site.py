@@ -32,7 +32,15 @@ from .locations import (
     resolve_locations,
     split_setting,
 )
-from .scripts import RevisionIndex, folder_listing, remember_index, revision_index
+from .scripts import (
+    RevisionCatalog,
+    RevisionIndex,
+    catalog_of,
+    folder_listing,
+    remember_index,
+    revision_catalog,
+    revision_index,
+)
 from .settings import Options, alembic_ini_options
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -226,6 +234,20 @@ class Site:
     def index(self, location: Location) -> RevisionIndex:
         """Heads and revision ids of a location, from the on-disk cache."""
         return revision_index(location, self.options.cache_dir)
+
+    def catalog(self, location: Location | str | None = None) -> RevisionCatalog:
+        """Every revision of a location (id, down revisions, message), newest first.
+
+        From the on-disk index while every revision file is unchanged (one
+        ``stat`` each, no import); else the files are loaded (and the index
+        refreshed).  What read-only commands show.
+        """
+        loc = self.location(location)
+        if loc.path not in self._scripts:
+            cached = revision_catalog(loc, self.options.cache_dir)
+            if cached is not None:
+                return cached
+        return catalog_of(self.scripts(loc))
 
     def owned_tables(self, location: Location) -> set[str]:
         """Tables that belong to a location (see :func:`kotti_migrate.models.owned_tables`)."""

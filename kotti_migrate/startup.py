@@ -25,7 +25,13 @@ import sqlalchemy as sa
 from . import database, records
 from .commands import Migrations, RunReport
 from .errors import MigrateError
-from .kotti_site import adjust_for_engine, kotti_bound_engine, run_populators, use_tables_without
+from .kotti_site import (
+    adjust_for_engine,
+    kotti_bound_engine,
+    run_populators,
+    skip_kotti_rerun,
+    use_tables_without,
+)
 from .plan import Decision as Decision
 from .plan import LocationState as LocationState
 from .plan import Plan as Plan
@@ -61,7 +67,9 @@ def read_state(
     for loc in migrations.locations:
         current = versions[loc.version_table]
         index = migrations.index(loc)
-        owned = frozenset(migrations.owned_tables(loc)) if creates_tables else frozenset()
+        at_head = bool(current) and set(current) == set(index.heads)
+        # A location at its head needs no table list (the usual boot): skip walking the mappers.
+        owned = frozenset(migrations.owned_tables(loc)) if creates_tables and not at_head else frozenset()
         present = owned & existing
         differences = None
         if not fresh and not current and present:  # unstamped: compare with the models
@@ -141,6 +149,8 @@ def _create_all(migrations: Migrations, held_back: set[str], existing: frozenset
     if existing is None:
         with database.connect(migrations.engine) as connection:
             existing = frozenset(records.table_names(connection))
+    if tables is None and not {table.name for table in metadata.tables.values()} - existing:
+        return []  # nothing to create (at head, the usual case): no need to sort the tables
     candidates = tables if tables is not None else metadata.sorted_tables
     missing = [table.name for table in candidates if table.name not in existing]
     if not missing:
@@ -235,6 +245,9 @@ def on_startup(
         planned = run_startup(migrations)
         if registry is not None:
             setattr(registry, STARTUP_RECORD, planned)
+        if migrations.uses_kotti and isinstance(settings, dict):
+            # Kotti's populators ran under the lock: Kotti's initialize_sql need not run them again.
+            skip_kotti_rerun(settings, registry, migrations.engine)
         if migrations.uses_kotti and planned.held_back and isinstance(settings, dict):
             # Kotti's initialize_sql runs create_all after this hook: keep it off them too.
             settings["kotti.use_tables"] = use_tables_without(

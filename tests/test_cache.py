@@ -326,3 +326,50 @@ def test_fresh_database_without_models_is_built_by_the_migrations(tmp_path, cach
     assert "widgets" in tables(sqlite_url)
     assert versions(sqlite_url, "widgets_addon_alembic_version") == [R1]
     assert [d.action for d in on_startup(settings)] == ["ok"]
+
+
+# -- issue 11: one stat per settled folder at start-up; read-only commands from the index ----
+
+
+def test_status_reads_the_index_not_the_revision_files(location_dir, cache_dir, sqlite_url):
+    settings = settings_for(sqlite_url, location_dir, cache_dir)
+    first = Migrations(settings).status()  # builds the index (reads the files once)
+    seen = imports(location_dir)
+    assert sorted(seen) == [R1, R2]
+    again = Migrations(settings).status()
+    assert imports(location_dir) == seen  # no revision file imported
+    for statuses in (first, again):
+        assert statuses[0].current is None and statuses[0].heads == (R2,)
+        assert [(s.revision, s.doc) for s in statuses[0].pending] == [(R2, f"step {R2}"), (R1, f"step {R1}")]
+
+
+def test_settled_folder_still_sees_an_added_file(location_dir, cache_dir):
+    """A folder dated back: one stat of it stands for its listing, and a new file changes it."""
+    age(location_dir / "versions")
+    assert index(location_dir, cache_dir).heads == (R2,)
+    assert index(location_dir, cache_dir).heads == (R2,)
+    write_revision(location_dir / "versions", R3, R2)
+    assert index(location_dir, cache_dir).heads == (R3,)
+
+
+def test_older_file_replaced_keeping_the_folder_date_is_seen_by_status(location_dir, cache_dir, sqlite_url):
+    """``rsync -a`` of an edited older file: a new inode, and the folder's date set back.
+
+    Start-up trusts the settled folder (the documented blind spot); ``status``
+    checks every file and refreshes the index, so the next start-up sees it.
+    """
+    age(write_revision(location_dir / "versions", R3, R2))
+    age(location_dir / "versions")
+    settings = settings_for(sqlite_url, location_dir, cache_dir)
+    on_startup(settings)
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+    folder = (location_dir / "versions").stat()
+    r2 = location_dir / "versions" / f"{R2}_step.py"
+    replacement = location_dir / "versions" / "r2.tmp"
+    replacement.write_text(r2.read_text().replace(f"down_revision = {R1!r}", "down_revision = None"))
+    age(replacement)
+    os.replace(replacement, r2)
+    os.utime(location_dir / "versions", ns=(folder.st_atime_ns, folder.st_mtime_ns))
+    assert [d.action for d in on_startup(settings)] == ["ok"]  # not seen at start-up
+    assert Migrations(settings).status()[0].heads == (R1, R3)
+    assert [d.action for d in on_startup(settings)] == ["warn"]  # behind head R1 now
