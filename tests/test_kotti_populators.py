@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import boot, query, started
+from helpers import boot, query, started
 
 pytestmark = pytest.mark.kotti
 
