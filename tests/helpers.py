@@ -494,6 +494,18 @@ ERROR_PREFIX = "kotti-migrate: error:"
 PROGRESS = re.compile(r"\[\d+/\d+\] .* (\.\.\.|done in \d+\.\d{3} s|failed after \d+\.\d{3} s)")
 
 
+def without_progress(err: str) -> list[str]:
+    """stderr's lines without the progress lines of the revisions run."""
+    return [line for line in err.strip("\n").splitlines() if not PROGRESS.fullmatch(line)]
+
+
+def ok(result):
+    """A run that succeeded and said nothing on stderr but its progress lines; its stdout."""
+    assert result.code == 0, (result.code, result.out, result.err)
+    assert without_progress(result.err) == [], result.err
+    return result.out
+
+
 def one_error_line(result, code: int = 1) -> str:
     """The single error line of a failed run (asserts the shape of the failure)."""
     assert result.code == code, (result.code, result.out, result.err)

@@ -17,6 +17,7 @@ from helpers import (
     query,
     tables,
     versions,
+    without_progress,
 )
 
 from kotti_migrate.database import mask_url
@@ -25,13 +26,6 @@ pytestmark = pytest.mark.kotti
 
 #: Indexes Kotti's 4a3de0d0804a creates but its downgrade does not drop.
 LEFTOVER_INDEXES = ("ix_tags_to_contents_tag_id", "ix_tags_to_contents_content_id")
-#: The progress lines of an upgrade or downgrade (tests/test_progress.py), on stderr before an error.
-PROGRESS = re.compile(r"\[\d+/\d+\] .* (\.\.\.|done in \d+\.\d{3} s|failed after \d+\.\d{3} s)")
-
-
-def error_lines(err: str) -> list[str]:
-    """stderr without the progress lines."""
-    return [line for line in err.strip().splitlines() if not PROGRESS.fullmatch(line)]
 
 
 @pytest.fixture
@@ -114,7 +108,7 @@ def test_upgrade_after_kottis_incomplete_downgrade_fails_clearly(site):
     assert cli(ini, "downgrade", "--scripts=kotti:alembic", "--rev=37a05f6246af").code == 0
     failed = cli(ini, "upgrade", "--scripts", "kotti:alembic")
     assert failed.code == 1
-    assert len(error_lines(failed.err)) == 1
+    assert len(without_progress(failed.err)) == 1
     assert re.search(r"^\[1/2\] kotti:alembic: upgrade 4a3de0d0804a .* failed after \d+\.\d{3} s$",
                      failed.err, re.M), failed.err  # fmt: skip
     assert "location 'kotti:alembic': revision 4a3de0d0804a failed" in failed.err
@@ -132,7 +126,7 @@ def test_failing_kotti_migration_is_an_error_not_swallowed(site):
     line = result.err.strip().splitlines()[-1]
     assert line.startswith("kotti-migrate: error: location 'kotti:alembic': revision 814c4ec72f1 failed")
     assert "images" in line
-    assert error_lines(result.err) == [line]
+    assert without_progress(result.err) == [line]
     assert versions(url, "kotti_alembic_version") == [KOTTI_HEAD]
 
 

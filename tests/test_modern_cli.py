@@ -11,7 +11,7 @@ import argparse
 import re
 
 import pytest
-from helpers import PROJECTS, REPO, cli, cli_process, columns, execute, query, tables, versions
+from helpers import PROJECTS, REPO, cli, cli_process, columns, execute, ok, query, tables, versions
 
 pytestmark = pytest.mark.modern
 
@@ -57,14 +57,8 @@ def at_head(app):
     return ini, url
 
 
-#: The progress lines upgrades and downgrades write to stderr (tests/test_progress.py).
-PROGRESS = re.compile(r"\[\d+/\d+\] .* (\.\.\.|done in \d+\.\d{3} s)")
 
 
-def ok(result):
-    assert result.code == 0, (result.code, result.out, result.err)
-    assert [line for line in result.err.splitlines() if not PROGRESS.fullmatch(line)] == [], result.err
-    return result.out
 
 
 # -- reading ------------------------------------------------------------------------------

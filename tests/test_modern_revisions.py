@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import PROJECTS, cli, columns, execute, new_package, tables, versions, write_ini
+from helpers import PROJECTS, cli, columns, execute, new_package, ok, tables, versions, write_ini
 
 pytestmark = pytest.mark.modern
 
@@ -27,10 +27,6 @@ def legacy(url: str) -> None:
     execute(url, "CREATE TABLE items (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(50) NOT NULL)")
 
 
-def ok(result):
-    assert result.code == 0, (result.code, result.out, result.err)
-    assert result.err == "", result.err
-    return result.out
 
 
 # -- copies of example_app ------------------------------------------------------------
