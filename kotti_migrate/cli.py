@@ -162,6 +162,10 @@ def setup_logging(config_uri: str) -> None:
     if parser.has_section("loggers"):
         import logging.config
 
+        # Alembic logs each autogenerate plugin it registers at INFO when that
+        # is first imported: import it before the ini's logging shows alembic's INFO.
+        import alembic.autogenerate  # noqa: F401
+
         try:
             logging.config.fileConfig(
                 path, {"here": os.path.dirname(path), "__file__": path}, disable_existing_loggers=False

@@ -82,8 +82,8 @@ def pytest_configure(config):
     kotti.conf_defaults["pyramid.includes"] = (includes + " kotti_migrate").strip()
     original = startup.on_startup
 
-    def on_startup(settings, registry=None):
-        decisions = original(settings, registry)
+    def on_startup(*args, **kw):
+        decisions = original(*args, **kw)
         with open(os.environ["KOTTI_SUITE_STARTUPS"], "a") as out:
             out.write("%d\\n" % len(decisions))
         return decisions
