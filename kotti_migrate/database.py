@@ -57,25 +57,16 @@ def scrub(text: str, url: str | sa.engine.URL | None = None) -> str:
     return text
 
 
-def engine_from_settings(settings: Mapping[str, object], pooled: bool = False) -> Engine:
+def engine_from_settings(settings: Mapping[str, object], **overrides: object) -> Engine:
     """An engine built from the ``sqlalchemy.*`` settings of the app.
 
-    :param pooled: keep connections to an SQLite file open between uses, as
-        SQLAlchemy 2 does by default (SQLAlchemy 1.4 opens the file, and
-        SQLite reads its schema, for every use): a pool of its own, whose
-        connections may be handed from one thread to another
-        (``check_same_thread=False``; the ``sqlite3`` module serialises
-        calls, and the pool gives a connection to one thread at a time).
-        Other databases pool by default.
+    :param overrides: arguments of ``create_engine`` taking precedence over the settings
     :raises ConfigurationError: ``sqlalchemy.url`` is missing or invalid
     """
     url = settings.get("sqlalchemy.url")
     if not url:
         raise ConfigurationError("setting 'sqlalchemy.url' is missing")
     try:
-        overrides: dict[str, object] = {}
-        if pooled and _sqlite_file_url(url):
-            overrides = {"poolclass": sa.pool.QueuePool, "connect_args": {"check_same_thread": False}}
         engine = sa.engine_from_config(dict(settings), prefix="sqlalchemy.", **overrides)
     except Exception as exc:
         raise ConfigurationError(
@@ -85,12 +76,6 @@ def engine_from_settings(settings: Mapping[str, object], pooled: bool = False) -
     if engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite":
         transactional_sqlite(engine)
     return engine
-
-
-def _sqlite_file_url(url: object) -> bool:
-    """True for the URL of an SQLite file (not a database in memory) opened by the ``sqlite3`` module."""
-    parsed = make_url(url)  # type: ignore[arg-type]
-    return parsed.drivername in ("sqlite", "sqlite+pysqlite") and sqlite_file(parsed) is not None
 
 
 def transactional_sqlite(engine: Engine) -> None:

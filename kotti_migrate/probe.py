@@ -47,7 +47,7 @@ class Probe:
     def _site(self) -> tuple[Site, dict[Location, tuple[str, ...]]]:
         with self._guard:
             if self._migrations is None:
-                engine = database.engine_from_settings(self.settings, pooled=True)
+                engine = probe_engine(self.settings)
                 try:
                     migrations = Site(
                         self.settings, self.registry, here=os.getcwd(), options=self.options, engine=engine
@@ -97,6 +97,28 @@ class Probe:
                 }
             )
         return {"up_to_date": all(item["up_to_date"] for item in locations), "locations": locations}
+
+
+def probe_engine(settings: Any) -> sa.engine.Engine:
+    """The probe's engine: its connections are kept between requests, for an SQLite file too.
+
+    SQLAlchemy 1.4 gives an SQLite file no pool (every use opens the file
+    and SQLite reads its schema again); here it gets a ``QueuePool``, as
+    SQLAlchemy 2 does by default, whose connections may be handed from one
+    thread to another (``check_same_thread=False``: the ``sqlite3`` module
+    serialises calls, and the pool gives a connection to one thread at a
+    time).  Other databases pool by default.
+
+    :raises ConfigurationError: ``sqlalchemy.url`` is missing or invalid
+    """
+    overrides: dict[str, Any] = {}
+    try:
+        url = sa.engine.make_url(settings.get("sqlalchemy.url"))
+    except Exception:  # reported by engine_from_settings
+        url = None
+    if url is not None and url.drivername in ("sqlite", "sqlite+pysqlite") and database.sqlite_file(url):
+        overrides = {"poolclass": sa.pool.QueuePool, "connect_args": {"check_same_thread": False}}
+    return database.engine_from_settings(settings, **overrides)
 
 
 def status_view(request: Any) -> Any:
