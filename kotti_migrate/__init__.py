@@ -99,6 +99,9 @@ def includeme(config: Any) -> None:
         add_status_route(config, options.status_path, options.status_details, options)
     if settings is not None and _is_kotti_site(settings):
         config.include("kotti_migrate.views")  # Site Setup -> Migrations
+        from pyramid.events import ApplicationCreated
+
+        config.add_subscriber(_warn_without_transaction_manager, ApplicationCreated)
     if settings is not None and not settings.get("kotti_migrate.config_file"):
         found = pastedeploy_config_file()
         if found:
@@ -130,6 +133,18 @@ def _is_kotti_site(settings: Any) -> bool:
     from .locations import split_setting
 
     return is_kotti_site(split_setting(settings.get("kotti.alembic_dirs")))
+
+
+def _warn_without_transaction_manager(event: Any) -> None:
+    """Warn (once the app is made, when start-up runs) about a Kotti site without ``pyramid_tm``."""
+    import logging
+
+    from .kotti_site import NO_TRANSACTION_MANAGER, has_transaction_manager
+    from .settings import startup_disabled
+
+    registry = event.app.registry
+    if not startup_disabled() and not has_transaction_manager(registry):
+        logging.getLogger("kotti_migrate").warning("%s", NO_TRANSACTION_MANAGER)
 
 
 class _StartupInfo:

@@ -57,16 +57,17 @@ def scrub(text: str, url: str | sa.engine.URL | None = None) -> str:
     return text
 
 
-def engine_from_settings(settings: Mapping[str, object]) -> Engine:
+def engine_from_settings(settings: Mapping[str, object], **overrides: object) -> Engine:
     """An engine built from the ``sqlalchemy.*`` settings of the app.
 
+    :param overrides: arguments of ``create_engine`` taking precedence over the settings
     :raises ConfigurationError: ``sqlalchemy.url`` is missing or invalid
     """
     url = settings.get("sqlalchemy.url")
     if not url:
         raise ConfigurationError("setting 'sqlalchemy.url' is missing")
     try:
-        engine = sa.engine_from_config(dict(settings), prefix="sqlalchemy.")
+        engine = sa.engine_from_config(dict(settings), prefix="sqlalchemy.", **overrides)
     except Exception as exc:
         raise ConfigurationError(
             f"cannot create a database engine for {mask_url(str(url))}: "

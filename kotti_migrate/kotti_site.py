@@ -178,6 +178,25 @@ def use_tables_without(migrations: Any, names: list[str], held_back: set[str]) -
     return " ".join(names)
 
 
+#: Logged when a Kotti site is created without a transaction manager tween.
+NO_TRANSACTION_MANAGER = (
+    "no transaction manager: Kotti's DBSession is never committed nor closed after a request, "
+    "so changes are lost and (on an SQLite file served by several threads) every request after "
+    "the first one fails; add pyramid_tm to pyramid.includes, as Kotti's app.ini does"
+)
+
+
+def has_transaction_manager(registry: Any) -> bool:
+    """True when the app's tweens include ``pyramid_tm``'s (which ends Kotti's session per request)."""
+    from pyramid.interfaces import ITweens
+
+    tweens = registry.queryUtility(ITweens)
+    if tweens is None:
+        return False
+    names = [name for name, _ in (tweens.explicit or tweens.implicit())]
+    return any(name.startswith("pyramid_tm.") for name in names)
+
+
 def bind_kotti_session(engine: Any) -> None:
     """Bind Kotti's ``DBSession`` (and metadata) to ``engine``, as Kotti does."""
     from kotti import DBSession, metadata

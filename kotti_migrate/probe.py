@@ -8,7 +8,10 @@ with ``kotti_migrate.status_details = true``.
 
 Cheap enough for a probe every second: the heads are read once per
 process (from the revision index: no revision file is imported), then each
-request costs one query.
+request costs one query, on a connection of the probe's own pool (kept
+open between requests, also for an SQLite file; any thread may use it, one
+at a time).  A database error closes the pool's connections: the next
+request connects anew.
 """
 
 from __future__ import annotations
@@ -44,10 +47,22 @@ class Probe:
     def _site(self) -> tuple[Site, dict[Location, tuple[str, ...]]]:
         with self._guard:
             if self._migrations is None:
-                migrations = Site(self.settings, self.registry, here=os.getcwd(), options=self.options)
-                self._heads = {loc: tuple(migrations.index(loc).heads) for loc in migrations.locations}
+                engine = probe_engine(self.settings)
+                try:
+                    migrations = Site(
+                        self.settings, self.registry, here=os.getcwd(), options=self.options, engine=engine
+                    )
+                    self._heads = {loc: tuple(migrations.index(loc).heads) for loc in migrations.locations}
+                except BaseException:
+                    engine.dispose()
+                    raise
                 self._migrations = migrations
             return self._migrations, self._heads
+
+    def dispose(self) -> None:
+        """Close the pool's connections (the next request connects anew)."""
+        if self._migrations is not None:
+            self._migrations.engine.dispose()
 
     def check(self) -> dict[str, Any]:
         """``{"up_to_date": bool, "locations": [...]}`` (one query at head).
@@ -56,12 +71,20 @@ class Probe:
         """
         migrations, heads = self._site()
         tables = [loc.version_table for loc in heads]
+        engine = migrations.engine
         try:
-            with database.connect(migrations.engine) as connection:
-                versions = records.read_versions(connection, tables, set(tables))
-        except sa.exc.DBAPIError:  # a version table is missing: ask which exist
-            with database.connect(migrations.engine) as connection:
-                versions = records.read_versions(connection, tables)
+            try:
+                with database.connect(engine) as connection:
+                    versions = records.read_versions(connection, tables, set(tables))
+            except sa.exc.DBAPIError:  # a version table is missing: ask which exist
+                with database.connect(engine) as connection:
+                    versions = records.read_versions(connection, tables)
+        except sa.exc.DBAPIError as exc:
+            self.dispose()  # a connection the server dropped is not handed out again
+            raise database.unreachable(engine, exc) from None
+        except BaseException:
+            self.dispose()
+            raise
         locations = []
         for loc, loc_heads in heads.items():
             current = versions[loc.version_table]
@@ -74,6 +97,28 @@ class Probe:
                 }
             )
         return {"up_to_date": all(item["up_to_date"] for item in locations), "locations": locations}
+
+
+def probe_engine(settings: Any) -> sa.engine.Engine:
+    """The probe's engine: its connections are kept between requests, for an SQLite file too.
+
+    SQLAlchemy 1.4 gives an SQLite file no pool (every use opens the file
+    and SQLite reads its schema again); here it gets a ``QueuePool``, as
+    SQLAlchemy 2 does by default, whose connections may be handed from one
+    thread to another (``check_same_thread=False``: the ``sqlite3`` module
+    serialises calls, and the pool gives a connection to one thread at a
+    time).  Other databases pool by default.
+
+    :raises ConfigurationError: ``sqlalchemy.url`` is missing or invalid
+    """
+    overrides: dict[str, Any] = {}
+    try:
+        url = sa.engine.make_url(settings.get("sqlalchemy.url"))
+    except Exception:  # reported by engine_from_settings
+        url = None
+    if url is not None and url.drivername in ("sqlite", "sqlite+pysqlite") and database.sqlite_file(url):
+        overrides = {"poolclass": sa.pool.QueuePool, "connect_args": {"check_same_thread": False}}
+    return database.engine_from_settings(settings, **overrides)
 
 
 def status_view(request: Any) -> Any:

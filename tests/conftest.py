@@ -101,11 +101,15 @@ def _isolated(tmp_path, monkeypatch):
 
 
 def kotti_settings(addons: bool = True, **settings) -> dict:
-    """The settings of a test Kotti site with kotti_migrate included (and kotti_notes)."""
+    """The settings of a test Kotti site with kotti_migrate included (and kotti_notes).
+
+    ``pyramid_tm`` as in Kotti's own app.ini: it commits (or aborts) and closes
+    Kotti's ``DBSession`` after each request (see test_serving_kotti.py).
+    """
     base = {
         "kotti.site_title": "test site",
         "kotti.secret": "secret",
-        "pyramid.includes": "kotti_migrate",
+        "pyramid.includes": "pyramid_tm kotti_migrate",
     }
     if addons:
         base["kotti.configurators"] = "kotti_notes.kotti_configure"

@@ -326,6 +326,62 @@ def pserve(
     return Served(code, status, body, err_path.read_text())
 
 
+@dataclass
+class Page:
+    """One page fetched from a served app (redirects followed)."""
+
+    path: str
+    status: int
+    url: str
+    body: str
+
+
+def serve_pages(
+    ini: Path, paths: list[str], env: dict | None = None, timeout: float = 90
+) -> tuple[list[Page], str]:
+    """Run ``pserve <ini>``, GET every path in turn once it listens, then stop it.
+
+    Each GET is a new connection, so waitress hands them to its worker
+    threads in turn (a thread-bound database object shows up as a 500).
+    The first GET waits for the port only: it is a real request as well.
+
+    :returns: the pages, and pserve's output
+    """
+    port = add_pserve_sections(ini)
+    exe = Path(sys.executable).parent / "pserve"
+    err_path = ini.parent / f"pserve-{port}.err"
+    pages = []
+    with open(err_path, "w") as err_file:
+        proc = subprocess.Popen(
+            [str(exe), str(ini)], stdout=err_file, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, cwd=str(ini.parent),
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"pserve exited with {proc.returncode}:\n{err_path.read_text()}")
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"pserve did not listen in {timeout} s:\n{err_path.read_text()}")
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+                time.sleep(0.1)
+            for path in paths:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as res:
+                        pages.append(Page(path, res.status, res.url, res.read().decode()))
+                except urllib.error.HTTPError as exc:
+                    pages.append(Page(path, exc.code, exc.url, exc.read().decode()))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return pages, err_path.read_text()
+
+
 def write_location(folder: Path, revisions: list[tuple[str, str | None, str]]) -> Path:
     """A filesystem migration location ``folder`` (inside a package folder) with revision files.
 

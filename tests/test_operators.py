@@ -15,6 +15,7 @@ from helpers import (
     KOTTI_HEAD,
     NOTES_FIRST,
     NOTES_HEAD,
+    STACK,
     boot,
     cli,
     columns,
@@ -245,3 +246,82 @@ def test_status_path_setting_must_be_a_path(tmp_path):
 
     with pytest.raises(ConfigurationError, match="kotti_migrate.status_path: 'migrations' is not a URL path"):
         Options.from_settings({"kotti_migrate.status_path": "migrations"})
+
+
+#: Run in a fresh process: one app probed from 8 threads at once and one after another (counting
+#: the connections opened), while ``kotti-migrate`` downgrades and upgrades the database, and
+#: after the server dropped every connection (PostgreSQL).
+KEPT_CONNECTIONS = """
+import json, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import sqlalchemy as sa, webtest
+from pyramid.paster import get_app
+
+ini, location, first, url = sys.argv[1:]
+app = webtest.TestApp(get_app(ini))
+found = {}
+
+def probe(_=None):
+    res = app.get("/-/migrations", status="*")
+    return res.status_int
+
+def kotti_migrate(*args):
+    exe = Path(sys.executable).parent / "kotti-migrate"
+    return subprocess.run([str(exe), ini, *args], capture_output=True).returncode
+
+found["first"] = probe()
+engine = app.app.registry.kotti_migrate_probe._migrations.engine
+opened = []
+sa.event.listen(engine, "connect", lambda *args: opened.append(1))
+with ThreadPoolExecutor(8) as pool:
+    found["threads"] = sorted(set(pool.map(probe, range(80))))
+opened.clear()
+found["sequential"] = sorted(set(probe() for _ in range(20)))
+found["opened"] = len(opened)
+found["downgrade"] = kotti_migrate("downgrade", "--scripts=" + location, "--rev=" + first)
+res = app.get("/-/migrations", status="*")
+found["behind"] = [res.status_int, res.json["locations"][-1]["current"]]
+found["upgrade"] = kotti_migrate("upgrade", "--scripts=" + location)
+found["again"] = probe()
+if url.startswith("postgresql"):
+    other = sa.create_engine(url)
+    with other.connect() as connection:
+        connection.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    other.dispose()
+    found["dropped"] = [probe(), probe()]
+print(json.dumps(found))
+"""
+
+
+def test_readiness_endpoint_keeps_its_connections_and_follows_the_database(
+    kotti_ini, modern_ini, db_url, booted_kotti_site
+):
+    """The probe's connections are kept between requests (none opened anew), work from any
+    thread, see what another process migrates (and hold no lock that would stop it), and a
+    connection the server dropped is replaced."""
+    settings = {"kotti_migrate__status_path": "/-/migrations", "kotti_migrate__status_details": "true"}
+    if STACK == "modern":
+        ini, location = modern_ini(db_url, **settings), "example_app:alembic"
+        first, head = APP_FIRST, APP_HEAD
+    else:
+        booted_kotti_site(db_url)
+        ini, location = kotti_ini(db_url, **settings), "kotti_notes:alembic"
+        first, head = NOTES_FIRST, NOTES_HEAD
+    proc = subprocess.run(
+        [sys.executable, "-c", KEPT_CONNECTIONS, str(ini), location, first, db_url],
+        capture_output=True, text=True, cwd=ini.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.splitlines()[-1])
+    assert found["first"] == 200
+    assert found["threads"] == [200]  # a connection bound to the thread that opened it would fail
+    assert found["sequential"] == [200]
+    assert found["opened"] == 0
+    assert found["downgrade"] == 0 and found["behind"] == [503, [first]]
+    assert found["upgrade"] == 0 and found["again"] == 200
+    assert versions(db_url, location.split(":")[0] + "_alembic_version") == [head]
+    if db_url.startswith("postgresql"):
+        assert found["dropped"] == [200, 200]
