@@ -304,7 +304,13 @@ def pserve(
         try:
             while time.monotonic() < deadline and proc.poll() is None:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{request}", timeout=5) as res:
+                    # Once pserve listens, one request with a long timeout: a
+                    # retry while the first one is still served (slow first page
+                    # on a busy machine) would make two requests at once, and
+                    # Kotti's process-wide root cache hands the root of one
+                    # request's session to the other ("already attached to session").
+                    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{request}", timeout=120) as res:
                         status, body = res.status, res.read().decode()
                     break
                 except urllib.error.HTTPError as exc:

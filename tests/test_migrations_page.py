@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -48,7 +49,9 @@ def running_pserve(ini: Path, port: int, timeout: float = 90):
                 assert proc.poll() is None, f"pserve exited:\n{log.read_text()}"
                 assert time.monotonic() < deadline, f"pserve did not serve in {timeout} s:\n{log.read_text()}"
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).close()
+                    # One request, once pserve listens (helpers.pserve says why).
+                    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=120).close()
                     break
                 except urllib.error.HTTPError:
                     break
