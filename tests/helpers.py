@@ -279,6 +279,16 @@ def serve(
     return pserve(ini, port, env=env, request=request, timeout=timeout, python=python)
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server started by a test: terminate, then kill if it does not go within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def pserve(
     ini: Path,
     port: int,
@@ -321,12 +331,7 @@ def pserve(
         finally:
             code = proc.poll()
             if code is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop(proc)
     if code is None and status is None:
         raise AssertionError(f"pserve neither served nor exited in {timeout} s:\n{err_path.read_text()}")
     return Served(code, status, body, err_path.read_text())
@@ -379,12 +384,7 @@ def serve_pages(
                 except urllib.error.HTTPError as exc:
                     pages.append(Page(path, exc.code, exc.url, exc.read().decode()))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     return pages, err_path.read_text()
 
 
@@ -399,28 +399,8 @@ def write_location(folder: Path, revisions: list[tuple[str, str | None, str]]) -
     (package / "__init__.py").touch()
     (folder / "versions").mkdir(parents=True, exist_ok=True)
     for rev, down, body in revisions:
-        source = textwrap.dedent(
-            '''\
-            """Revision {rev}
-
-            Revision ID: {rev}
-            Revises: {down}
-            """
-            import sqlalchemy as sa
-            from alembic import op
-
-            revision = {rev!r}
-            down_revision = {down!r}
-
-
-            def upgrade():
-            {body}
-
-
-            def downgrade():
-                pass
-            '''
-        ).format(rev=rev, down=down, body=textwrap.indent(textwrap.dedent(body).strip() or "pass", "    "))
+        upgrade = textwrap.indent(textwrap.dedent(body).strip() or "pass", "    ")
+        source = REVISION.format(doc=f"Revision {rev}", rev=rev, down=down, upgrade=upgrade)
         (folder / "versions" / f"{rev}_step.py").write_text(source)
     return folder
 

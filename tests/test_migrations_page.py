@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import add_pserve_sections, cli, versions
+from helpers import add_pserve_sections, cli, stop, versions
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -59,12 +59,7 @@ def running_pserve(ini: Path, port: int, timeout: float = 90):
                     time.sleep(0.2)
             yield log
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 @contextlib.contextmanager
