@@ -8,6 +8,7 @@ swallowed it); :func:`failed` turns a failure into a :class:`MigrationFailed`.
 from __future__ import annotations
 
 import io
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -19,6 +20,38 @@ from .reports import StepReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .site import Site
+
+#: One line as each revision starts and finishes (``[2/3] ...``), at INFO.
+progress_log = logging.getLogger("kotti_migrate.progress")
+
+
+@dataclass
+class Progress:
+    """Logs one line as each revision of a run starts, and one as it finishes, on ``kotti_migrate.progress``.
+
+    ``[2/3] kotti_addon:alembic: upgrade b2c3d4e5f6a7 (Create note_links) ...``, then the same
+    with ``done in 0.004 s`` (or ``failed after 0.004 s``).  The CLI shows these INFO lines on
+    stderr; at start-up they go wherever the ``kotti_migrate`` logger's do.
+    """
+
+    spec: str
+    total: int
+    number: int = 0
+
+    def started(self, step: Any) -> None:
+        self.number += 1
+        progress_log.info("%s ...", self._what(step))
+
+    def finished(self, step: Any, seconds: float, outcome: str = "") -> None:
+        done = f"{outcome} after" if outcome else "done in"
+        progress_log.info("%s %s %.3f s", self._what(step), done, seconds)
+
+    def _what(self, step: Any) -> str:
+        revision = getattr(getattr(step, "revision", None), "revision", None) or "?"
+        direction = "upgrade" if getattr(step, "is_upgrade", True) else "downgrade"
+        lines = (getattr(step, "doc", None) or "").strip().splitlines()
+        about = f" ({lines[0]})" if lines else ""
+        return f"[{self.number}/{self.total}] {self.spec}: {direction} {revision}{about}"
 
 
 @dataclass
@@ -40,6 +73,8 @@ class StepRecorder:
     finished: bool = False
     #: What a successful run's own env.py wrote to stderr (passwords masked).
     output: str = ""
+    #: Logs each step as it starts and finishes (upgrades and downgrades).
+    progress: Progress | None = None
     _started: float = 0.0
 
     def wrap(self, fn: Callable[[Any, Any], Iterable[Any]]) -> Callable[[Any, Any], Iterator[Any]]:
@@ -48,11 +83,18 @@ class StepRecorder:
             for step in fn(heads, context) or ():
                 self.pending_step = step
                 self._started = time.perf_counter()
+                if self.progress is not None:
+                    self.progress.started(step)
                 yield step
                 self._completed(step)
             self.finished = True
 
         return steps
+
+    def stopped(self) -> None:
+        """The run ended in an error: log the step it stopped in as failed."""
+        if self.progress is not None and self.pending_step is not None:
+            self.progress.finished(self.pending_step, time.perf_counter() - self._started, "failed")
 
     def _completed(self, step: Any) -> None:
         info = step.info
@@ -63,14 +105,17 @@ class StepRecorder:
             direction = "upgrade" if info.is_upgrade else "downgrade"
         doc = "" if info.is_stamp else (getattr(step, "doc", None) or "")
         lines = doc.strip().splitlines()
+        seconds = time.perf_counter() - self._started
         self.applied.append(
             StepReport(
                 revision=", ".join(revs) or "base",
                 description=lines[0] if lines else "",
                 direction=direction,
-                seconds=time.perf_counter() - self._started,
+                seconds=seconds,
             )
         )
+        if self.progress is not None:
+            self.progress.finished(step, seconds)
         self.pending_step = None
 
     @property

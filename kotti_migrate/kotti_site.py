@@ -285,22 +285,36 @@ def kotti_bound_engine(url: Any) -> Any:
     return None
 
 
-def run_in_kotti_transaction(context: Any, options: dict) -> None:
-    """Run on Kotti's ``DBSession`` so that migrations may use the ORM.
+def run_in_kotti_transaction(context: Any, engine: Any, options: dict) -> None:
+    """Run on Kotti's ``DBSession`` so that migrations may use the ORM, one transaction per step.
 
-    Unlike Kotti's env.py, an error is not swallowed: the transaction is
-    aborted and the error reaches the caller.
+    ``DBSession`` is bound to one connection of ``engine``, the one the
+    migrations run on; each step (its schema changes, whatever it did
+    through the ORM and its version row) commits as it completes, in a
+    transaction of its own, and a failing step rolls back alone.  Unlike
+    Kotti's env.py, an error is not swallowed: it reaches the caller.
     """
     import transaction
     from kotti import DBSession
     from zope.sqlalchemy import mark_changed
 
-    transaction.begin()
-    try:
-        context.configure(connection=DBSession.connection(), **options)
-        context.run_migrations()
+    def begin() -> None:
+        transaction.begin()
+        DBSession.connection()  # the step's statements run in the session's transaction
+
+    def commit_step(**kw: Any) -> None:
         mark_changed(DBSession())
-    except BaseException:
-        transaction.abort()
-        raise
-    transaction.commit()
+        transaction.commit()
+        begin()
+
+    callbacks = [*(options.get("on_version_apply") or ()), commit_step]
+    with engine.connect() as connection, kotti_session(connection):
+        begin()
+        try:
+            context.configure(connection=connection, **{**options, "on_version_apply": callbacks})
+            context.run_migrations()
+            mark_changed(DBSession())
+        except BaseException:
+            transaction.abort()
+            raise
+        transaction.commit()

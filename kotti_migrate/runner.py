@@ -18,14 +18,13 @@ import io
 import logging
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import sqlalchemy as sa
 
 from . import database
 from .errors import ConfigurationError, MigrateError, RevisionError
-from .failures import StepRecorder, failed
+from .failures import Progress, StepRecorder, failed
 from .kotti_site import kotti_session, run_in_kotti_transaction
 from .locations import Location
 
@@ -35,8 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .site import Site
 
 log = logging.getLogger("kotti_migrate")
-#: One line as each revision starts and finishes (``[2/3] ...``), at INFO.
-progress_log = logging.getLogger("kotti_migrate.progress")
 
 #: Key of :attr:`alembic.config.Config.attributes` holding ``(Site, Location)``.
 ATTRIBUTE = "kotti_migrate"
@@ -95,16 +92,14 @@ def run(
     sql: bool = False,
     template_args: dict | None = None,
     autogenerate: bool = False,
+    progress: Progress | None = None,
     **kw: Any,
 ) -> tuple[StepRecorder, str | None]:
     """Run ``fn`` inside the location's migration environment.
 
+    :param progress: logs each step as it starts and finishes
     :returns: the step recorder and, in ``sql`` mode, the SQL emitted
     """
-    from alembic.runtime.environment import EnvironmentContext
-
-    from .graph import GRAPH_ERRORS
-
     scripts = site.scripts(location)
     if location.needs_ini and site.config_file is None:
         raise ConfigurationError(
@@ -116,7 +111,7 @@ def run(
     config = alembic_config(
         site, location, stdout=io.StringIO(), sql=sql, autogenerate=autogenerate
     )
-    recorder = StepRecorder()
+    recorder = StepRecorder(progress=progress)
     opts: dict[str, Any] = dict(
         fn=recorder.wrap(fn),
         as_sql=sql,
@@ -128,6 +123,37 @@ def run(
     if template_args is not None:
         opts["template_args"] = template_args
     captured = io.StringIO()
+    try:
+        _run_environment(site, location, scripts, config, opts, recorder, sql, captured)
+        if recorder.pending_step is not None or not recorder.finished:
+            # An env.py that swallowed the error (Kotti's does), before or
+            # during a step.
+            raise failed(site, location, recorder, None, sql, captured)
+    except BaseException:
+        recorder.stopped()
+        raise
+    if captured.getvalue():
+        # Never printed: the CLI shows it (RunReport.output), start-up logs it.
+        recorder.output = database.scrub(captured.getvalue(), site.engine.url)
+        log.debug("%s: its env.py wrote: %s", location.spec, recorder.output.rstrip())
+    return recorder, buffer.getvalue() if buffer is not None else None
+
+
+def _run_environment(
+    site: Site,
+    location: Location,
+    scripts: Any,
+    config: Config,
+    opts: dict[str, Any],
+    recorder: StepRecorder,
+    sql: bool,
+    captured: io.StringIO,
+) -> None:
+    """Run the location's environment once; its errors become :class:`MigrateError` s."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    from .graph import GRAPH_ERRORS
+
     stderr = sys.stderr
     with env_lock, _restoring_streams(captured, stderr), (
         kotti_session(site.engine) if site.uses_kotti and not sql else contextlib.nullcontext()
@@ -157,28 +183,20 @@ def run(
                 raise failed(site, location, recorder, exc, sql, captured) from exc
             except Exception as exc:
                 raise failed(site, location, recorder, exc, sql, captured) from exc
-    if recorder.pending_step is not None or not recorder.finished:
-        # An env.py that swallowed the error (Kotti's does), before or
-        # during a step.
-        raise failed(site, location, recorder, None, sql, captured)
-    if captured.getvalue():
-        # Never printed: the CLI shows it (RunReport.output), start-up logs it.
-        recorder.output = database.scrub(captured.getvalue(), site.engine.url)
-        log.debug("%s: its env.py wrote: %s", location.spec, recorder.output.rstrip())
-    return recorder, buffer.getvalue() if buffer is not None else None
 
 
 def run_each(
     site: Site, location: Location, fn: Any, plan: Callable[[], list[Any]], **kw: Any
 ) -> StepRecorder:
-    """Run the steps of ``plan`` one per environment run: one transaction each.
+    """Run the steps of ``plan`` so that each revision commits (or rolls back) with its version row.
 
-    An ``env.py`` runs all the steps it is given in one transaction
-    (Kotti's, Alembic's stock one on PostgreSQL, and kotti_migrate's own
-    on Kotti's ``DBSession``), so a failing revision would take the good
-    ones before it down with it; given one step at a time, each revision
-    and its version row commit (or roll back) together.  A plan that
-    cannot be made runs ``fn`` in one run, which reports why.
+    kotti_migrate's own environment does so in one run (a transaction per
+    step: :func:`run_default_environment`).  An ``env.py`` of a location's
+    own runs all the steps it is given in one transaction (Kotti's, and
+    Alembic's stock one on PostgreSQL), so a failing revision would take
+    the good ones before it down with it: it is given one step per run.
+    A plan that cannot be made runs ``fn`` in one run, which reports why.
+    Each step is logged as it starts and finishes (:class:`Progress`).
 
     :returns: a recorder holding the steps of every run (and their env.py's output)
     """
@@ -191,42 +209,16 @@ def run_each(
     if not steps:  # one run: creates a missing version table, reports what is wrong
         recorder, _ = run(site, location, fn, **kw)
         return recorder
+    progress = Progress(location.spec, len(steps))
+    if location.env_py is None and not kw.get("sql"):
+        recorder, _ = run(site, location, lambda rev, context: steps, progress=progress, **kw)
+        return recorder
     total = StepRecorder()
-    for number, step in enumerate(steps, 1):
-        counter = f"[{number}/{len(steps)}]"
-        started = _progress(location, counter, step)
-        try:
-            recorder, _ = run(site, location, lambda rev, context, step=step: [step], **kw)
-        except MigrateError:
-            _progress(location, counter, step, started, "failed")
-            raise
-        _progress(location, counter, step, started)
+    for step in steps:
+        recorder, _ = run(site, location, lambda rev, context, step=step: [step], progress=progress, **kw)
         total.applied.extend(recorder.applied)
         total.output += recorder.output
     return total
-
-
-def _progress(location: Location, counter: str, step: Any, started: float | None = None,
-              outcome: str = "") -> float:
-    """Log one revision starting (``started`` None) or finishing on ``kotti_migrate.progress``.
-
-    ``[2/3] kotti_addon:alembic: upgrade b2c3d4e5f6a7 (Create note_links) ...``, then the same
-    with ``done in 0.004 s`` (or ``failed after 0.004 s``).  The CLI shows these INFO lines on
-    stderr; at start-up they go wherever the ``kotti_migrate`` logger's do.
-
-    :returns: the time now (``perf_counter``), for the finishing call
-    """
-    now = time.perf_counter()
-    revision = getattr(getattr(step, "revision", None), "revision", None) or "?"
-    direction = "upgrade" if getattr(step, "is_upgrade", True) else "downgrade"
-    lines = (getattr(step, "doc", None) or "").strip().splitlines()
-    what = f"{counter} {location.spec}: {direction} {revision}" + (f" ({lines[0]})" if lines else "")
-    if started is None:
-        progress_log.info("%s ...", what)
-    else:
-        done = f"{outcome} after" if outcome else "done in"
-        progress_log.info("%s %s %.3f s", what, done, now - started)
-    return now
 
 
 def run_default_environment() -> None:
@@ -245,7 +237,7 @@ def run_default_environment() -> None:
         with context.begin_transaction():
             context.run_migrations()
     elif site.uses_kotti:
-        run_in_kotti_transaction(context, options)
+        run_in_kotti_transaction(context, site.engine, options)
     else:
         with site.engine.connect() as connection:
             context.configure(
