@@ -16,7 +16,6 @@ request connects anew.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -25,7 +24,7 @@ import sqlalchemy as sa
 from . import database, records
 from .errors import MigrateError
 from .locations import Location
-from .settings import Options
+from .settings import Options, app_folder
 from .site import Site
 
 #: Route name of the endpoint.
@@ -50,7 +49,11 @@ class Probe:
                 engine = probe_engine(self.settings)
                 try:
                     migrations = Site(
-                        self.settings, self.registry, here=os.getcwd(), options=self.options, engine=engine
+                        self.settings,
+                        self.registry,
+                        here=app_folder(self.settings),
+                        options=self.options,
+                        engine=engine,
                     )
                     self._heads = {loc: tuple(migrations.index(loc).heads) for loc in migrations.locations}
                 except BaseException:

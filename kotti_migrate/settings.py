@@ -199,3 +199,15 @@ def alembic_ini_options(path: str, section: str = "alembic") -> dict[str, str]:
         return dict(config.get_section(section) or {})
     except Exception:  # an unreadable file is reported when the app is loaded
         return {}
+
+
+def app_folder(settings: Mapping[str, Any]) -> str:
+    """The folder relative location paths of a running app are relative to.
+
+    The folder of the app's ini file (``kotti_migrate.config_file``, which
+    ``config.include('kotti_migrate')`` fills in when PasteDeploy loads the
+    app), as for ``kotti-migrate <ini>``; the working directory when the
+    ini file is not known.
+    """
+    config_file = str(settings.get("kotti_migrate.config_file", "") or "").strip()
+    return os.path.dirname(os.path.abspath(config_file)) if config_file else os.getcwd()

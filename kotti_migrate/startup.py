@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import time
 from typing import Any, Mapping
 
@@ -40,7 +39,7 @@ from .plan import SiteState as SiteState
 from .plan import plan as plan
 from .plan import tables_text
 from .plan import upgrade_command as upgrade_command
-from .settings import Options, kotti_available, startup_disabled
+from .settings import Options, app_folder, kotti_available, startup_disabled
 
 log = logging.getLogger("kotti_migrate")
 
@@ -240,7 +239,7 @@ def on_startup(
         # Kotti's session already bound (Kotti's test fixtures): work on that
         # engine, the same database even for sqlite:// (in memory).
         engine = kotti_bound_engine(settings.get("sqlalchemy.url"))
-    migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine, options=options)
+    migrations = Migrations(settings, registry, here=app_folder(settings), engine=engine, options=options)
     try:
         planned = run_startup(migrations)
         if registry is not None:

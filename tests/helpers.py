@@ -164,10 +164,12 @@ def boot(
     request: str = "/",
     timeout: int = 120,
     python: str | Path | None = None,
+    cwd: str | Path | None = None,
 ) -> Result:
     """Create the app from ``ini`` in a fresh process (as pserve does) and GET a page.
 
-    ``python``: the interpreter of another virtualenv (default: this one).
+    ``python``: the interpreter of another virtualenv (default: this one);
+    ``cwd``: the working directory (default: the ini file's folder).
     """
     script = BOOT_SCRIPT.format(ini=str(ini), request=request)
     proc = subprocess.run(
@@ -175,7 +177,7 @@ def boot(
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
-        cwd=str(ini.parent),
+        cwd=str(cwd or ini.parent),
         timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)

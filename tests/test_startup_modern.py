@@ -237,6 +237,21 @@ def test_failing_migration_stops_startup_at_the_last_good_revision(modern_ini, d
     assert versions(db_url, "app_extra_alembic_version") == ["a0000000002b"]
 
 
+def test_relative_location_is_relative_to_the_ini_file_wherever_the_app_starts(modern_ini, db_url, tmp_path):
+    # As for kotti-migrate <ini>: a relative path in kotti.alembic_dirs is read
+    # from the ini file's folder, not from the folder pserve was started in.
+    write_location(tmp_path / "rel_addon" / "migrations", [("f0000000001a", None, "")])
+    ini = modern_ini(db_url, kotti__alembic_dirs="example_app:alembic rel_addon/migrations")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "rel_addon").mkdir()  # a decoy the working directory would resolve to
+
+    started(boot(ini, cwd=elsewhere))
+    assert versions(db_url, "rel_addon_alembic_version") == ["f0000000001a"]  # found, stamped
+    result = cli(ini, "status")
+    assert result.code == 0, result.out + result.err
+
+
 def test_bad_setting_stops_startup_naming_it(modern_ini, db_url):
     result = boot(modern_ini(db_url, kotti_migrate__auto_upgrade="maybe"))
     assert result.code != 0
