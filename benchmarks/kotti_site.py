@@ -21,7 +21,9 @@ interleaved, every run in a fresh subprocess (so imports count):
     name cannot shadow it), wall time;
 (c) ``kotti-migrate <ini> upgrade`` of one add-on's whole history (stamped
     at base first) vs plain ``alembic upgrade head`` on the same revision
-    files (an Alembic project of its own, its own SQLite file);
+    files (an Alembic project of its own, its own SQLite file).  Both commit
+    each revision: kotti_migrate by design, Alembic because its SQLite
+    support has no transactional DDL (a transaction per migration);
 (d) the resident memory (RSS) of the process after app creation, ours vs
     without: what kotti_migrate adds to a booted worker at head.
 
@@ -466,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(row(
                 f"    CPU time, min of {args.upgrade_runs}", f"{min(upgrade_cpu):.2f} s",
                 f"{min(plain_cpu):.2f} s", f"{min(upgrade_cpu) / min(plain_cpu):.2f}x",
-                "(information: one commit", "per revision vs one)",
+                "(information: both commit", "each revision)",
             ))  # fmt: skip
 
         load = os.getloadavg()
