@@ -52,6 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _sites import age, write_package
+
 GOAL_ADDED_MS = 10.0
 GOAL_CPU_MS = 20.0
 GOAL_STATUS_RATIO = 0.3
@@ -60,32 +62,6 @@ GOAL_RSS_MB = 5.0
 
 #: What kotti_migrate adds to app creation, timed apart.
 PARTS = ("import", "includeme", "actions")
-
-REVISION = '''"""{message}
-
-Revision ID: {rev}
-Revises: {down}
-Create Date: 2024-01-01 00:00:00.000000
-
-"""
-from alembic import op
-import sqlalchemy as sa
-
-
-# revision identifiers, used by Alembic.
-revision = {rev!r}
-down_revision = {down_rev!r}
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    pass
-
-
-def downgrade():
-    pass
-'''
 
 PACKAGE = '''"""A generated Kotti add-on with a migration history of its own."""
 
@@ -238,18 +214,7 @@ class Site:
 
     def build(self) -> None:
         for index, name in enumerate(self.names):
-            package = self.src / name
-            versions = package / "alembic" / "versions"
-            versions.mkdir(parents=True)
-            (package / "__init__.py").write_text(PACKAGE.format(name=name))
-            down = None
-            for i in range(self.revisions):
-                rev = f"{index:02x}{i:010x}"
-                message = f"step {i} of {name}"
-                (versions / f"{rev}_step_{i}_of_{name}.py").write_text(
-                    REVISION.format(message=message, rev=rev, down=down or "", down_rev=down)
-                )
-                down = rev
+            write_package(self.src, name, index, self.revisions, PACKAGE.format(name=name))
         # A plain Alembic project on the first add-on's revision files.
         project = self.alembic_ini.parent
         (project / "migrations").mkdir(parents=True)
@@ -260,10 +225,7 @@ class Site:
         # Byte code compiled for everybody alike; files as old as installed ones (a
         # revision file written in the last seconds is not cached yet, see scripts.py).
         self.python("-m", "compileall", "-q", str(self.src))
-        old = time.time() - 3600
-        for folder, _, files in os.walk(self.src):
-            for name in files:
-                os.utime(os.path.join(folder, name), (old, old))
+        age(self.src)
 
     def python(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         self._cpu_mark = _children_cpu()

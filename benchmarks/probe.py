@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
+from _sites import age, write_package
 from webob import Request
 
 from kotti_migrate.commands import Migrations
@@ -40,43 +41,10 @@ GOAL_SECONDS = 0.002
 PROBE = "/-/migrations"
 STATIC = "/-/static"
 
-REVISION = '''"""{message}
-
-Revision ID: {rev}
-Revises: {down}
-"""
-
-revision = {rev!r}
-down_revision = {down_rev!r}
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    pass
-
-
-def downgrade():
-    pass
-'''
-
-
 def build_locations(root: Path, count: int, revisions: int) -> list[Path]:
     """``count`` packages ``probe_NN`` with an ``alembic/versions`` chain each."""
-    folders = []
-    for n in range(count):
-        package = root / f"probe_{n:02d}"
-        versions = package / "alembic" / "versions"
-        versions.mkdir(parents=True)
-        (package / "__init__.py").write_text("")
-        down = None
-        for i in range(revisions):
-            rev = f"{n:02x}{i:010x}"
-            (versions / f"{rev}_step_{i}.py").write_text(
-                REVISION.format(message=f"step {i}", rev=rev, down=down or "", down_rev=down)
-            )
-            down = rev
-        folders.append(package / "alembic")
+    folders = [write_package(root, f"probe_{n:02d}", n, revisions) for n in range(count)]
+    age(root)
     return folders
 
 

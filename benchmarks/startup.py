@@ -33,6 +33,7 @@ from pathlib import Path
 
 import alembic
 import sqlalchemy as sa
+from _sites import age, write_package
 from alembic.script import ScriptDirectory
 
 from kotti_migrate.commands import Migrations
@@ -40,50 +41,10 @@ from kotti_migrate.startup import on_startup
 
 GOAL_SECONDS = 0.050
 
-REVISION = '''"""{message}
-
-Revision ID: {rev}
-Revises: {down}
-Create Date: 2024-01-01 00:00:00.000000
-
-"""
-from alembic import op
-import sqlalchemy as sa
-
-
-# revision identifiers, used by Alembic.
-revision = {rev!r}
-down_revision = {down_rev!r}
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    pass
-
-
-def downgrade():
-    pass
-'''
-
-
 def build_locations(root: Path, count: int, revisions: int) -> list[Path]:
     """``count`` packages ``bench_NN`` with an ``alembic/versions`` chain each."""
-    folders = []
-    for n in range(count):
-        package = root / f"bench_{n:02d}"
-        versions = package / "alembic" / "versions"
-        versions.mkdir(parents=True)
-        (package / "__init__.py").write_text("")
-        down = None
-        for i in range(revisions):
-            rev = f"{n:02x}{i:010x}"
-            message = f"step {i} of bench_{n:02d}"
-            (versions / f"{rev}_step_{i}_of_bench_{n:02d}.py").write_text(
-                REVISION.format(message=message, rev=rev, down=down or "", down_rev=down)
-            )
-            down = rev
-        folders.append(package / "alembic")
+    folders = [write_package(root, f"bench_{n:02d}", n, revisions) for n in range(count)]
+    age(root)
     return folders
 
 
