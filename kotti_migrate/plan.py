@@ -30,17 +30,16 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass, field
 
 from .errors import MigrateError, MigrationsRequired, UnknownDatabaseRevision
 from .locations import Location
 from .reports import RunReport
+from .values import Value, factory
 
 # -- what start-up reads -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LocationState:
+class LocationState(Value, frozen=True):
     """What the database and the code say about one location.
 
     :ivar current: revisions in the version table; None when it is missing
@@ -80,8 +79,7 @@ class LocationState:
         return self.current is not None and set(self.current) == set(self.heads)
 
 
-@dataclass(frozen=True)
-class RequiredTable:
+class RequiredTable(Value, frozen=True):
     """A table that every query of a polymorphic base class loads.
 
     In Kotti every page queries ``Node``, which joins every content type's
@@ -95,8 +93,7 @@ class RequiredTable:
     missing_columns: tuple[str, ...] | None
 
 
-@dataclass(frozen=True)
-class SiteState:
+class SiteState(Value, frozen=True):
     """Everything :func:`plan` decides from."""
 
     locations: tuple[LocationState, ...]
@@ -114,8 +111,7 @@ class SiteState:
 # -- what start-up decides ---------------------------------------------------------
 
 
-@dataclass
-class Decision:
+class Decision(Value):
     """What start-up does (or advises) for one location.
 
     :ivar action: ``stamp`` (record the head(s) after create_all),
@@ -136,15 +132,14 @@ class Decision:
     held_back: frozenset[str] = frozenset()
 
 
-@dataclass
-class Plan:
+class Plan(Value):
     """The decisions of one start-up; ``error`` stops it before anything changes."""
 
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[Decision] = factory(list)
     error: MigrateError | None = None
     #: Filled by :func:`apply`: what the migrations did, and the tables create_all made.
-    reports: list[RunReport] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
+    reports: list[RunReport] = factory(list)
+    created: list[str] = factory(list)
     #: Filled by :func:`~kotti_migrate.startup.run_startup`: how long it took (lock
     #: included), when it finished.
     seconds: float | None = None

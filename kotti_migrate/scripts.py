@@ -22,12 +22,12 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from .catalog import IndexedRevision, RevisionCatalog, as_tuple, catalog_of
 from .locations import Location
+from .values import Value
 
 if TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script
@@ -51,8 +51,7 @@ def revision_label(script: Script | IndexedRevision) -> str:
     return f"{script.revision} ({doc[0]})" if doc and doc[0] else script.revision
 
 
-@dataclass(frozen=True)
-class RevisionIndex:
+class RevisionIndex(Value, frozen=True):
     """Heads and known revision ids of a location, as last seen on disk."""
 
     heads: tuple[str, ...]

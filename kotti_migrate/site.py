@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from . import database, models, records
 from .errors import ConfigurationError, LocationError
 from .kotti_site import is_kotti_site
-from .loading import load_app
 from .locations import (
     ALEMBIC_VERSION_TABLE,
     Location,
@@ -141,6 +140,8 @@ class Site:
     @classmethod
     def from_config_uri(cls: type[SiteT], config_uri: str) -> SiteT:
         """Load a site from an ini file (``app.ini`` or ``app.ini#section``)."""
+        from .loading import load_app  # PasteDeploy: the CLI's way in, not a running app's
+
         app = load_app(config_uri)
         site = cls(app.settings, app.registry, here=app.here, config_file=app.config_file)
         site.config_uri = config_uri

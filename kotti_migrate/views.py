@@ -13,7 +13,6 @@ Registered by :func:`kotti_migrate.includeme` in a Kotti site only.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import database
@@ -21,6 +20,7 @@ from .commands import Migrations
 from .errors import MigrateError
 from .kotti_site import kotti_bound_engine
 from .startup import STARTUP_RECORD, Plan
+from .values import Value, factory
 
 #: The view's name: ``<site>/@@migrations``.
 VIEW_NAME = "migrations"
@@ -28,25 +28,22 @@ VIEW_NAME = "migrations"
 TITLE = "Migrations"
 
 
-@dataclass
-class PendingRevision:
+class PendingRevision(Value):
     """One revision an upgrade would apply (in upgrade order)."""
 
     revision: str
     message: str
 
 
-@dataclass
-class StartupLocation:
+class StartupLocation(Value):
     """What start-up did for one location."""
 
     decision: str
     #: ``upgrade <rev> (<message>) in 0.012 s`` per revision run (or stamped).
-    steps: list[str] = field(default_factory=list)
+    steps: list[str] = factory(list)
 
 
-@dataclass
-class LocationRow:
+class LocationRow(Value):
     """One location's table on the page."""
 
     spec: str
@@ -54,24 +51,23 @@ class LocationRow:
     current: str
     heads: str
     up_to_date: bool
-    pending: list[PendingRevision] = field(default_factory=list)
+    pending: list[PendingRevision] = factory(list)
     unknown: str = ""
     #: The command that upgrades it ("" when at its head(s) or at a revision the code lacks).
     command: str = ""
     startup: StartupLocation | None = None
 
 
-@dataclass
-class MigrationsPage:
+class MigrationsPage(Value):
     """Everything the page shows."""
 
-    locations: list[LocationRow] = field(default_factory=list)
+    locations: list[LocationRow] = factory(list)
     #: The database could not be read: the reason (password masked).
     error: str = ""
     #: When start-up finished and how long it took ("" when not recorded).
     startup_finished: str = ""
     startup_seconds: float | None = None
-    startup_created: list[str] = field(default_factory=list)
+    startup_created: list[str] = factory(list)
 
     @property
     def up_to_date(self) -> bool:
