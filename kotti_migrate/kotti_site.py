@@ -178,6 +178,20 @@ def use_tables_without(migrations: Any, names: list[str], held_back: set[str]) -
     return " ".join(names)
 
 
+#: Kotti's Site Setup page of kotti_migrate (:mod:`kotti_migrate.views`): view name, title.
+PAGE_NAME, PAGE_TITLE = "migrations", "Migrations"
+
+
+def add_site_setup_link(name: str, title: str) -> None:
+    """Link the view ``name`` from Kotti's Site Setup menu (once)."""
+    from kotti.util import Link
+    from kotti.views.site_setup import CONTROL_PANEL_LINKS
+
+    link = Link(name, title=title)
+    if link not in CONTROL_PANEL_LINKS:
+        CONTROL_PANEL_LINKS.append(link)
+
+
 #: Logged when a Kotti site is created without a transaction manager tween.
 NO_TRANSACTION_MANAGER = (
     "no transaction manager: Kotti's DBSession is never committed nor closed after a request, "

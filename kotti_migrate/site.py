@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 
 import sqlalchemy as sa
 
-from . import database, models, records
+from . import database, records
 from .errors import ConfigurationError, LocationError
 from .kotti_site import is_kotti_site
 from .locations import (
@@ -252,11 +252,15 @@ class Site:
 
     def owned_tables(self, location: Location) -> set[str]:
         """Tables that belong to a location (see :func:`kotti_migrate.models.owned_tables`)."""
-        return models.owned_tables(self.settings, self.metadata, location)
+        from .models import owned_tables
+
+        return owned_tables(self.settings, self.metadata, location)
 
     def polymorphic_tables(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         """Tables every polymorphic query loads (:func:`kotti_migrate.models.polymorphic_tables`)."""
-        return models.polymorphic_tables(self.metadata)
+        from .models import polymorphic_tables
+
+        return polymorphic_tables(self.metadata)
 
     def current_revisions(self, location: Location | str | None = None) -> tuple[str, ...] | None:
         """Revisions recorded for a location; None when its version table is missing."""

@@ -7,7 +7,8 @@ with their messages, the ``kotti-migrate`` command that upgrades it) and,
 when this process's start-up recorded it, what start-up did (decision,
 revisions applied, duration).  It only reads: there is no upgrade button.
 
-Registered by :func:`kotti_migrate.includeme` in a Kotti site only.
+Registered by :func:`kotti_migrate.includeme` in a Kotti site only (this module is imported
+when the page is first requested).
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from typing import Any
 from . import database
 from .commands import Migrations
 from .errors import MigrateError
-from .kotti_site import kotti_bound_engine
+from .kotti_site import PAGE_NAME, PAGE_TITLE, kotti_bound_engine
 from .startup import STARTUP_RECORD, Plan
 from .values import Value, factory
 
-#: The view's name: ``<site>/@@migrations``.
-VIEW_NAME = "migrations"
-#: The page's title, in the Site Setup menu too.
-TITLE = "Migrations"
+#: The view's name (``<site>/@@migrations``) and the page's title, in the Site Setup menu too.
+VIEW_NAME, TITLE = PAGE_NAME, PAGE_TITLE
 
 
 class PendingRevision(Value):
@@ -152,20 +151,3 @@ def migrations_view(context: Any, request: Any) -> dict[str, Any]:
     api.page_title = TITLE
     request.response.headers["X-Caching-Policy"] = "No Cache"
     return {"api": api, "page": migrations_page(request.registry)}
-
-
-def includeme(config: Any) -> None:
-    """Register the page and its Site Setup link (Kotti sites only)."""
-    from kotti.util import Link
-    from kotti.views.site_setup import CONTROL_PANEL_LINKS
-
-    config.add_view(
-        migrations_view,
-        name=VIEW_NAME,
-        permission="admin",
-        renderer="kotti_migrate:templates/migrations.pt",
-    )
-    link = Link(VIEW_NAME, title=TITLE)
-    if link not in CONTROL_PANEL_LINKS:
-        CONTROL_PANEL_LINKS.append(link)
-
