@@ -288,11 +288,14 @@ def kotti_bound_engine(url: Any) -> Any:
     from kotti import DBSession, metadata
     from sqlalchemy.engine import make_url
 
+    binds = [b for b in (DBSession.session_factory.kw.get("bind"), getattr(metadata, "bind", None)) if b]
+    if not binds:  # nothing bound (pserve): no URL to parse
+        return None
     try:
         wanted = make_url(url) if isinstance(url, str) else url
     except Exception:  # a bad URL is reported where the engine is built
         return None
-    for bind in (DBSession.session_factory.kw.get("bind"), getattr(metadata, "bind", None)):
+    for bind in binds:
         engine = getattr(bind, "engine", None)  # an Engine's engine is itself; a Connection's
         if engine is not None and getattr(engine, "url", None) == wanted:
             return engine

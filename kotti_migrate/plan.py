@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from typing import AbstractSet
 
 from .errors import MigrateError, MigrationsRequired, UnknownDatabaseRevision
 from .locations import Location
@@ -45,7 +46,7 @@ class LocationState(Value, frozen=True):
     :ivar current: revisions in the version table; None when it is missing
         (an empty version table reads as ``()``)
     :ivar heads: head revisions on disk
-    :ivar known: every revision id on disk
+    :ivar known: every revision id on disk (a set read on first use)
     :ivar owned: tables the location's own models define (not read, so empty, for a
         location at its head)
     :ivar existing: those of ``owned`` that exist in the database
@@ -57,7 +58,7 @@ class LocationState(Value, frozen=True):
     location: Location
     current: tuple[str, ...] | None
     heads: tuple[str, ...]
-    known: frozenset[str]
+    known: AbstractSet[str]
     owned: frozenset[str] = frozenset()
     existing: frozenset[str] = frozenset()
     differences: tuple[str, ...] | None = None
@@ -212,7 +213,8 @@ def _decide(state: SiteState, ls: LocationState) -> Decision:
             "and it is stamped at head",
         )  # fmt: skip
     current = ", ".join(ls.current or ()) or "base"
-    unknown = sorted(set(ls.current or ()) - ls.known)
+    # A head is known: at its head(s), the location's other revision ids are never read.
+    unknown = sorted(r for r in set(ls.current or ()) if r not in ls.heads and r not in ls.known)
     if unknown:
         message = (
             f"the database has {loc.spec} at {', '.join(unknown)}, a revision this code "

@@ -14,13 +14,17 @@ written once here::
 
 Fields are positional or keyword arguments in that order; instances compare
 equal field by field (same class only); a frozen class's instances are
-hashable and refuse assignment, the others are unhashable.  Imports nothing
-of the package.
+hashable and refuse assignment, the others are unhashable.
+
+:class:`SplitSet` is a frozen set of the words of a text, split when first
+asked (a location's 1000 revision ids cost ~0.1 ms to split; a start-up at
+head asks for none of them).  Imports nothing of the package.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Set
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 
 class FrozenValueError(AttributeError):
@@ -115,3 +119,37 @@ def _refuse_assignment(self: Value, name: str, value: Any) -> None:
 
 def _refuse_deletion(self: Value, name: str) -> None:
     raise FrozenValueError(f"cannot delete field {name!r} of a frozen {type(self).__name__}")
+
+
+class SplitSet(Set):
+    """A frozen set of the whitespace separated words of ``text``, split on first use."""
+
+    __slots__ = ("_text", "_words")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._words: frozenset[str] | None = None
+
+    @classmethod
+    def _from_iterable(cls, iterable: Iterable[str]) -> frozenset[str]:  # results of &, |, -
+        return frozenset(iterable)
+
+    def words(self) -> frozenset[str]:
+        if self._words is None:
+            self._words = frozenset(self._text.split())
+        return self._words
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.words()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.words())
+
+    def __len__(self) -> int:
+        return len(self.words())
+
+    def __hash__(self) -> int:
+        return hash(self.words())
+
+    def __repr__(self) -> str:
+        return f"SplitSet({self._text!r})"

@@ -74,3 +74,13 @@ def test_the_library_classes_behave_as_before():
     first, second = Plan(), Plan()
     first.created.append("t")
     assert second.created == [] and second.seconds is None
+
+
+def test_a_split_set_is_a_frozen_set_of_the_words_split_when_first_asked():
+    from kotti_migrate.values import SplitSet
+
+    ids = SplitSet("b a  c")
+    assert ids._words is None  # nothing split yet
+    assert "a" in ids and "d" not in ids and len(ids) == 3 and sorted(ids) == ["a", "b", "c"]
+    assert ids == frozenset("abc") and frozenset("abc") == ids and hash(ids) == hash(frozenset("abc"))
+    assert {"a", "z"} - ids == {"z"} and ids - {"a"} == frozenset("bc") and ids & {"c", "q"} == {"c"}
