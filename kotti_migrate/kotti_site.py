@@ -288,7 +288,8 @@ def kotti_bound_engine(url: Any) -> Any:
     from kotti import DBSession, metadata
     from sqlalchemy.engine import make_url
 
-    binds = [b for b in (DBSession.session_factory.kw.get("bind"), getattr(metadata, "bind", None)) if b]
+    binds = [DBSession.session_factory.kw.get("bind"), getattr(metadata, "bind", None)]
+    binds = [bind for bind in binds if bind is not None]
     if not binds:  # nothing bound (pserve): no URL to parse
         return None
     try:
