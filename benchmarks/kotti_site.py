@@ -138,7 +138,10 @@ def timed(fn):
 def action(self, discriminator, callable=None, *args, **kw):
     return original_action(self, discriminator, timed(callable) if callable else None, *args, **kw)
 def include(self, spec, route_prefix=None):
-    if not (isinstance(spec, str) and spec.split(":")[0].split(".")[0] == "kotti_migrate"):
+    # An include of kotti_migrate's from inside its includeme is timed by the outer one (and
+    # must not put Configurator.action back before the outer includeme registers its actions).
+    if (not (isinstance(spec, str) and spec.split(":")[0].split(".")[0] == "kotti_migrate")
+            or Configurator.action is action):
         return original_include(self, spec, route_prefix)
     import importlib
     w, c = time.perf_counter(), time.process_time()

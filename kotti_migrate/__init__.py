@@ -98,7 +98,7 @@ def includeme(config: Any) -> None:
 
         add_status_route(config, options.status_path, options.status_details, options)
     if settings is not None and _is_kotti_site(settings):
-        config.include("kotti_migrate.views")  # Site Setup -> Migrations
+        _add_migrations_page(config)  # Site Setup -> Migrations
         from pyramid.events import ApplicationCreated
 
         config.add_subscriber(_warn_without_transaction_manager, ApplicationCreated)
@@ -133,6 +133,24 @@ def _is_kotti_site(settings: Any) -> bool:
     from .locations import split_setting
 
     return is_kotti_site(split_setting(settings.get("kotti.alembic_dirs")))
+
+
+def _add_migrations_page(config: Any) -> None:
+    """Register the admin page ``@@migrations`` and its Site Setup link (Kotti sites only)."""
+    from .kotti_site import PAGE_NAME, PAGE_TITLE, add_site_setup_link
+
+    config.add_view(
+        _migrations_view, name=PAGE_NAME, permission="admin", renderer="kotti_migrate:templates/migrations.pt"
+    )
+    add_site_setup_link(PAGE_NAME, PAGE_TITLE)
+
+
+def _migrations_view(context: Any, request: Any) -> Any:
+    """``@@migrations``: :func:`kotti_migrate.views.migrations_view`, imported on the first request
+    (an app at head that nobody asks for the page needs none of it)."""
+    from .views import migrations_view
+
+    return migrations_view(context, request)
 
 
 def _warn_without_transaction_manager(event: Any) -> None:

@@ -26,7 +26,6 @@ from .errors import ConfigurationError, RevisionError
 from .locations import KOTTI_LOCATION, Location
 from .reports import CheckResult, LocationStatus, RunReport, StepReport
 from .revisions import Revisions
-from .runner import run, run_each
 
 if TYPE_CHECKING:  # pragma: no cover
 
@@ -118,6 +117,7 @@ class Migrations(Revisions):
 
     def _upgrade(self, loc: Location, revision: str, sql: bool) -> RunReport:
         from .graph import check_rows, resolve
+        from .runner import run, run_each  # Alembic's runtime: only when something runs
 
         scripts = self.scripts(loc)
         starting_rev, destination = None, revision
@@ -159,6 +159,7 @@ class Migrations(Revisions):
         One transaction per revision, under the database lock, as :meth:`upgrade`.
         """
         from .graph import check_rows, resolve
+        from .runner import run, run_each  # Alembic's runtime: only when something runs
 
         loc = self.location(location)
         scripts = self.scripts(loc)
@@ -205,6 +206,7 @@ class Migrations(Revisions):
         Holds the database lock (see :meth:`lock`) unless ``sql``.
         """
         from .graph import check_rows, resolve
+        from .runner import run  # Alembic's runtime: only when something runs
 
         loc = self.location(location)
         scripts = self.scripts(loc)

@@ -178,6 +178,20 @@ def use_tables_without(migrations: Any, names: list[str], held_back: set[str]) -
     return " ".join(names)
 
 
+#: Kotti's Site Setup page of kotti_migrate (:mod:`kotti_migrate.views`): view name, title.
+PAGE_NAME, PAGE_TITLE = "migrations", "Migrations"
+
+
+def add_site_setup_link(name: str, title: str) -> None:
+    """Link the view ``name`` from Kotti's Site Setup menu (once)."""
+    from kotti.util import Link
+    from kotti.views.site_setup import CONTROL_PANEL_LINKS
+
+    link = Link(name, title=title)
+    if link not in CONTROL_PANEL_LINKS:
+        CONTROL_PANEL_LINKS.append(link)
+
+
 #: Logged when a Kotti site is created without a transaction manager tween.
 NO_TRANSACTION_MANAGER = (
     "no transaction manager: Kotti's DBSession is never committed nor closed after a request, "
@@ -274,11 +288,15 @@ def kotti_bound_engine(url: Any) -> Any:
     from kotti import DBSession, metadata
     from sqlalchemy.engine import make_url
 
+    binds = [DBSession.session_factory.kw.get("bind"), getattr(metadata, "bind", None)]
+    binds = [bind for bind in binds if bind is not None]
+    if not binds:  # nothing bound (pserve): no URL to parse
+        return None
     try:
         wanted = make_url(url) if isinstance(url, str) else url
     except Exception:  # a bad URL is reported where the engine is built
         return None
-    for bind in (DBSession.session_factory.kw.get("bind"), getattr(metadata, "bind", None)):
+    for bind in binds:
         engine = getattr(bind, "engine", None)  # an Engine's engine is itself; a Connection's
         if engine is not None and getattr(engine, "url", None) == wanted:
             return engine

@@ -18,11 +18,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from .errors import ConfigurationError, LocationError
+from .values import Value
 from .version_tables import ALEMBIC_VERSION_TABLE as ALEMBIC_VERSION_TABLE  # re-exported
 from .version_tables import version_table_for as version_table_for  # re-exported
 from .version_tables import version_table_of
@@ -36,8 +36,7 @@ REGISTRY_KEY = "kotti_migrate.registered_locations"
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(Value, frozen=True):
     """A resolved migration location.
 
     :ivar spec: the location as registered (``kotti:alembic``, a path)

@@ -30,23 +30,23 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass, field
+from typing import AbstractSet
 
 from .errors import MigrateError, MigrationsRequired, UnknownDatabaseRevision
 from .locations import Location
 from .reports import RunReport
+from .values import Value, factory
 
 # -- what start-up reads -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LocationState:
+class LocationState(Value, frozen=True):
     """What the database and the code say about one location.
 
     :ivar current: revisions in the version table; None when it is missing
         (an empty version table reads as ``()``)
     :ivar heads: head revisions on disk
-    :ivar known: every revision id on disk
+    :ivar known: every revision id on disk (a set read on first use)
     :ivar owned: tables the location's own models define (not read, so empty, for a
         location at its head)
     :ivar existing: those of ``owned`` that exist in the database
@@ -58,7 +58,7 @@ class LocationState:
     location: Location
     current: tuple[str, ...] | None
     heads: tuple[str, ...]
-    known: frozenset[str]
+    known: AbstractSet[str]
     owned: frozenset[str] = frozenset()
     existing: frozenset[str] = frozenset()
     differences: tuple[str, ...] | None = None
@@ -80,8 +80,7 @@ class LocationState:
         return self.current is not None and set(self.current) == set(self.heads)
 
 
-@dataclass(frozen=True)
-class RequiredTable:
+class RequiredTable(Value, frozen=True):
     """A table that every query of a polymorphic base class loads.
 
     In Kotti every page queries ``Node``, which joins every content type's
@@ -95,8 +94,7 @@ class RequiredTable:
     missing_columns: tuple[str, ...] | None
 
 
-@dataclass(frozen=True)
-class SiteState:
+class SiteState(Value, frozen=True):
     """Everything :func:`plan` decides from."""
 
     locations: tuple[LocationState, ...]
@@ -114,8 +112,7 @@ class SiteState:
 # -- what start-up decides ---------------------------------------------------------
 
 
-@dataclass
-class Decision:
+class Decision(Value):
     """What start-up does (or advises) for one location.
 
     :ivar action: ``stamp`` (record the head(s) after create_all),
@@ -136,15 +133,14 @@ class Decision:
     held_back: frozenset[str] = frozenset()
 
 
-@dataclass
-class Plan:
+class Plan(Value):
     """The decisions of one start-up; ``error`` stops it before anything changes."""
 
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[Decision] = factory(list)
     error: MigrateError | None = None
     #: Filled by :func:`apply`: what the migrations did, and the tables create_all made.
-    reports: list[RunReport] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
+    reports: list[RunReport] = factory(list)
+    created: list[str] = factory(list)
     #: Filled by :func:`~kotti_migrate.startup.run_startup`: how long it took (lock
     #: included), when it finished.
     seconds: float | None = None
@@ -217,7 +213,8 @@ def _decide(state: SiteState, ls: LocationState) -> Decision:
             "and it is stamped at head",
         )  # fmt: skip
     current = ", ".join(ls.current or ()) or "base"
-    unknown = sorted(set(ls.current or ()) - ls.known)
+    # A head is known: at its head(s), the location's other revision ids are never read.
+    unknown = sorted(r for r in set(ls.current or ()) if r not in ls.heads and r not in ls.known)
     if unknown:
         message = (
             f"the database has {loc.spec} at {', '.join(unknown)}, a revision this code "

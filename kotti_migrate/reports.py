@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .locations import Location
+from .values import Value, factory
 
 if TYPE_CHECKING:  # pragma: no cover
 
     from .catalog import IndexedRevision
 
 
-@dataclass
-class StepReport:
+class StepReport(Value):
     """One revision applied (or stamped) by a run."""
 
     revision: str
@@ -22,8 +21,7 @@ class StepReport:
     seconds: float
 
 
-@dataclass
-class RunReport:
+class RunReport(Value):
     """What one upgrade, downgrade or stamp did to one location.
 
     :ivar sql: the SQL emitted, in offline (``--sql``) mode
@@ -39,8 +37,7 @@ class RunReport:
     output: str = ""
 
 
-@dataclass
-class LocationStatus:
+class LocationStatus(Value):
     """Where one location stands.
 
     :ivar current: revisions in the version table; None when it is missing
@@ -53,7 +50,7 @@ class LocationStatus:
     location: Location
     current: tuple[str, ...] | None
     heads: tuple[str, ...]
-    pending: list[IndexedRevision] = field(default_factory=list)
+    pending: list[IndexedRevision] = factory(list)
     unknown: tuple[str, ...] = ()
 
     @property
@@ -62,8 +59,7 @@ class LocationStatus:
         return not self.pending and not self.unknown and self.current is not None
 
 
-@dataclass
-class CheckResult:
+class CheckResult(Value):
     """Differences between the models and the database, for one location."""
 
     location: Location

@@ -17,7 +17,6 @@ from . import database
 from .errors import ConfigurationError, LocationError, RevisionError
 from .locations import Location, location_path, resolve_location
 from .reports import CheckResult
-from .runner import alembic_config, run
 from .site import Site
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,6 +79,8 @@ class Revisions(Site):
         from alembic.autogenerate import RevisionContext
 
         from .graph import GRAPH_ERRORS, resolve
+        from .runner import alembic_config, run
+
         loc = self.location(location)
         scripts = self.scripts(loc)
         if rev_id is not None and rev_id in {s.revision for s in scripts.walk_revisions()}:
@@ -144,6 +145,7 @@ class Revisions(Site):
         from alembic.util import rev_id as new_rev_id
 
         from .graph import GRAPH_ERRORS, resolve
+        from .runner import alembic_config
 
         loc = self.location(location)
         scripts = self.scripts(loc)

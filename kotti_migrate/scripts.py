@@ -22,12 +22,12 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, AbstractSet, Iterable
 
 from .catalog import IndexedRevision, RevisionCatalog, as_tuple, catalog_of
 from .locations import Location
+from .values import SplitSet, Value
 
 if TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script
@@ -51,12 +51,11 @@ def revision_label(script: Script | IndexedRevision) -> str:
     return f"{script.revision} ({doc[0]})" if doc and doc[0] else script.revision
 
 
-@dataclass(frozen=True)
-class RevisionIndex:
-    """Heads and known revision ids of a location, as last seen on disk."""
+class RevisionIndex(Value, frozen=True):
+    """Heads and known revision ids of a location, as last seen on disk (from the cache: split when used)."""
 
     heads: tuple[str, ...]
-    revisions: frozenset[str]
+    revisions: AbstractSet[str]
 
 
 class Snapshot:
@@ -310,7 +309,7 @@ def _read_cache(cache_file: Path, location: Location) -> RevisionIndex | None:
         heads = data["head_files"]
         if _file_stats(location.versions_path, heads) != heads:
             return None
-        return RevisionIndex(tuple(data["heads"]), frozenset(data["revisions"].split()))
+        return RevisionIndex(tuple(data["heads"]), SplitSet(data["revisions"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 

@@ -39,11 +39,11 @@ import contextlib
 import contextvars
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .errors import ConfigurationError
+from .values import Value
 
 ENV_AUTO_UPGRADE = "KOTTI_MIGRATE_AUTO_UPGRADE"
 DEFAULT_LOCK_TIMEOUT = 300.0
@@ -69,8 +69,7 @@ def asbool(value: Any, name: str) -> bool:
     raise ConfigurationError(f"setting {name}: {value!r} is not a boolean (true/false)")
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(Value, frozen=True):
     """kotti_migrate's own settings, parsed."""
 
     auto_upgrade: bool

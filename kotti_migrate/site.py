@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 
 import sqlalchemy as sa
 
-from . import database, models, records
+from . import database, records
 from .errors import ConfigurationError, LocationError
 from .kotti_site import is_kotti_site
-from .loading import load_app
 from .locations import (
     ALEMBIC_VERSION_TABLE,
     Location,
@@ -141,6 +140,8 @@ class Site:
     @classmethod
     def from_config_uri(cls: type[SiteT], config_uri: str) -> SiteT:
         """Load a site from an ini file (``app.ini`` or ``app.ini#section``)."""
+        from .loading import load_app  # PasteDeploy: the CLI's way in, not a running app's
+
         app = load_app(config_uri)
         site = cls(app.settings, app.registry, here=app.here, config_file=app.config_file)
         site.config_uri = config_uri
@@ -251,11 +252,15 @@ class Site:
 
     def owned_tables(self, location: Location) -> set[str]:
         """Tables that belong to a location (see :func:`kotti_migrate.models.owned_tables`)."""
-        return models.owned_tables(self.settings, self.metadata, location)
+        from .models import owned_tables
+
+        return owned_tables(self.settings, self.metadata, location)
 
     def polymorphic_tables(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         """Tables every polymorphic query loads (:func:`kotti_migrate.models.polymorphic_tables`)."""
-        return models.polymorphic_tables(self.metadata)
+        from .models import polymorphic_tables
+
+        return polymorphic_tables(self.metadata)
 
     def current_revisions(self, location: Location | str | None = None) -> tuple[str, ...] | None:
         """Revisions recorded for a location; None when its version table is missing."""

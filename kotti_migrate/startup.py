@@ -74,7 +74,7 @@ def read_state(
         if not fresh and not current and present:  # unstamped: compare with the models
             differences = tuple(migrations.schema_differences(set(present)))
         states.append(
-            LocationState(loc, current, tuple(index.heads), frozenset(index.revisions), owned, present,
+            LocationState(loc, current, tuple(index.heads), index.revisions, owned, present,
                           differences)
         )  # fmt: skip
     required: tuple[RequiredTable, ...] = ()

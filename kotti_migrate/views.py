@@ -7,46 +7,42 @@ with their messages, the ``kotti-migrate`` command that upgrades it) and,
 when this process's start-up recorded it, what start-up did (decision,
 revisions applied, duration).  It only reads: there is no upgrade button.
 
-Registered by :func:`kotti_migrate.includeme` in a Kotti site only.
+Registered by :func:`kotti_migrate.includeme` in a Kotti site only (this module is imported
+when the page is first requested).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import database
 from .commands import Migrations
 from .errors import MigrateError
-from .kotti_site import kotti_bound_engine
+from .kotti_site import PAGE_NAME, PAGE_TITLE, kotti_bound_engine
 from .startup import STARTUP_RECORD, Plan
+from .values import Value, factory
 
-#: The view's name: ``<site>/@@migrations``.
-VIEW_NAME = "migrations"
-#: The page's title, in the Site Setup menu too.
-TITLE = "Migrations"
+#: The view's name (``<site>/@@migrations``) and the page's title, in the Site Setup menu too.
+VIEW_NAME, TITLE = PAGE_NAME, PAGE_TITLE
 
 
-@dataclass
-class PendingRevision:
+class PendingRevision(Value):
     """One revision an upgrade would apply (in upgrade order)."""
 
     revision: str
     message: str
 
 
-@dataclass
-class StartupLocation:
+class StartupLocation(Value):
     """What start-up did for one location."""
 
     decision: str
     #: ``upgrade <rev> (<message>) in 0.012 s`` per revision run (or stamped).
-    steps: list[str] = field(default_factory=list)
+    steps: list[str] = factory(list)
 
 
-@dataclass
-class LocationRow:
+class LocationRow(Value):
     """One location's table on the page."""
 
     spec: str
@@ -54,24 +50,23 @@ class LocationRow:
     current: str
     heads: str
     up_to_date: bool
-    pending: list[PendingRevision] = field(default_factory=list)
+    pending: list[PendingRevision] = factory(list)
     unknown: str = ""
     #: The command that upgrades it ("" when at its head(s) or at a revision the code lacks).
     command: str = ""
     startup: StartupLocation | None = None
 
 
-@dataclass
-class MigrationsPage:
+class MigrationsPage(Value):
     """Everything the page shows."""
 
-    locations: list[LocationRow] = field(default_factory=list)
+    locations: list[LocationRow] = factory(list)
     #: The database could not be read: the reason (password masked).
     error: str = ""
     #: When start-up finished and how long it took ("" when not recorded).
     startup_finished: str = ""
     startup_seconds: float | None = None
-    startup_created: list[str] = field(default_factory=list)
+    startup_created: list[str] = factory(list)
 
     @property
     def up_to_date(self) -> bool:
@@ -156,20 +151,3 @@ def migrations_view(context: Any, request: Any) -> dict[str, Any]:
     api.page_title = TITLE
     request.response.headers["X-Caching-Policy"] = "No Cache"
     return {"api": api, "page": migrations_page(request.registry)}
-
-
-def includeme(config: Any) -> None:
-    """Register the page and its Site Setup link (Kotti sites only)."""
-    from kotti.util import Link
-    from kotti.views.site_setup import CONTROL_PANEL_LINKS
-
-    config.add_view(
-        migrations_view,
-        name=VIEW_NAME,
-        permission="admin",
-        renderer="kotti_migrate:templates/migrations.pt",
-    )
-    link = Link(VIEW_NAME, title=TITLE)
-    if link not in CONTROL_PANEL_LINKS:
-        CONTROL_PANEL_LINKS.append(link)
-
