@@ -24,7 +24,7 @@ from .errors import ConfigurationError, DatabaseError, LockTimeout
 
 log = logging.getLogger(__name__)
 
-#: Name hashed into the PostgreSQL advisory lock key and MySQL lock name.
+#: Name hashed into the PostgreSQL advisory lock key; the prefix of MySQL lock names.
 LOCK_NAME = "kotti_migrate.startup"
 
 
@@ -156,7 +156,9 @@ def database_lock(engine: Engine, timeout: float, on_wait: OnWait | None = None)
     - SQLite: an exclusive ``flock`` on ``<database file>.kotti_migrate.lock``
       (every process on the host that opens the same file); none for a
       database in memory.
-    - MySQL / MariaDB: ``GET_LOCK``.
+    - MySQL / MariaDB: ``GET_LOCK`` on a dedicated connection, named after
+      the database (:func:`mysql_lock_name`): held by the server, so it
+      serialises workers on every host.
     - Other databases: only processes of one host are not serialised; a
       warning is logged.
 
@@ -278,20 +280,38 @@ def _pg_lock(engine: Engine, deadline: float, timeout: float, waiting: _Waiting)
 @contextlib.contextmanager
 def _mysql_lock(engine: Engine, deadline: float, timeout: float, waiting: _Waiting) -> Iterator[None]:
     with connect(engine) as connection:
+        # Outside any transaction, as for PostgreSQL (idle_transaction_timeout).
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        name = mysql_lock_name(connection.execute(sa.text("SELECT DATABASE()")).scalar())
         sql = sa.text("SELECT GET_LOCK(:name, :timeout)")
-        got = connection.execute(sql, {"name": LOCK_NAME, "timeout": 0}).scalar()
+        got = connection.execute(sql, {"name": name, "timeout": 0}).scalar()
         if not got:
             waiting.notify()
             got = connection.execute(
-                sql, {"name": LOCK_NAME, "timeout": max(0, math.ceil(deadline - time.monotonic()))}
+                sql, {"name": name, "timeout": max(0, math.ceil(deadline - time.monotonic()))}
             ).scalar()
+        _end_transaction(connection)
         if not got:
             raise _timeout(engine, timeout)
         try:
             yield
         finally:
             with contextlib.suppress(sa.exc.DBAPIError):
-                connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+                connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+            _end_transaction(connection)
+
+
+def mysql_lock_name(database: str | None) -> str:
+    """The ``GET_LOCK`` name of a MySQL/MariaDB database.
+
+    Those names are server-wide: one per database, so that sites sharing a
+    server do not wait for each other (at most 64 characters: a long
+    database name is hashed).
+    """
+    name = f"{LOCK_NAME}.{database or ''}"
+    if len(name) > 64:
+        name = f"{LOCK_NAME}.{hashlib.sha1(name.encode()).hexdigest()}"
+    return name
 
 
 def sqlite_file(url: sa.engine.URL) -> str | None:
