@@ -176,8 +176,8 @@ class MariaDBServer:
         engine = sa.create_engine(self.admin_url)
         try:
             with engine.begin() as conn:
-                shown = conn.exec_driver_sql(f"SHOW FULL TABLES FROM `{template}` WHERE Table_type = 'BASE TABLE'")
-                names = [row[0] for row in shown]
+                shown = f"SHOW FULL TABLES FROM `{template}` WHERE Table_type = 'BASE TABLE'"
+                names = [row[0] for row in conn.exec_driver_sql(shown)]
                 conn.execute(sa.text("SET foreign_key_checks = 0"))
                 conn.execute(sa.text(f"USE `{name}`"))
                 for table in names:
