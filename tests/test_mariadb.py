@@ -218,6 +218,16 @@ def test_failing_revision_names_what_may_be_half_applied_and_the_advice_works(si
     assert columns(mariadb_url, "steps") == {"id", "name", "more"}
     assert query(mariadb_url, "SELECT name FROM steps") == [("two",)]
 
+    # A failing downgrade: the same advice, to downgrade again.
+    source = loc / "versions" / f"{R2}_step.py"
+    down = 'def downgrade():\n    op.drop_table("steps_more")\n    raise RuntimeError("boom down")\n'
+    source.write_text(source.read_text().replace("def downgrade():\n    pass\n", down))
+    line = one_error_line(cli(ini, "downgrade", f"--scripts={loc}", f"--rev={R1}"))
+    assert f"revision {R2} failed: RuntimeError: boom down; the database is at {R2}; " in line
+    assert line.endswith(f"stamp --scripts={loc} --purge --rev {R2}), fix the revision and downgrade again")
+    assert versions(mariadb_url, TABLE) == [R2]
+    assert "steps_more" not in tables(mariadb_url)
+
 
 @pytest.mark.kotti
 @pytest.mark.modern
