@@ -24,8 +24,9 @@ from .errors import ConfigurationError, DatabaseError, LockTimeout
 
 log = logging.getLogger(__name__)
 
-#: Name hashed into the PostgreSQL advisory lock key; the prefix of MySQL lock names.
+#: Hashed into the PostgreSQL advisory lock key; MySQL's (server-wide) lock names add the database's sha1.
 LOCK_NAME = "kotti_migrate.startup"
+_MYSQL_NAME = "CONCAT(:name, '.', SHA1(IFNULL(DATABASE(), '')))"
 
 
 def mask_url(url: str | sa.engine.URL) -> str:
@@ -156,9 +157,7 @@ def database_lock(engine: Engine, timeout: float, on_wait: OnWait | None = None)
     - SQLite: an exclusive ``flock`` on ``<database file>.kotti_migrate.lock``
       (every process on the host that opens the same file); none for a
       database in memory.
-    - MySQL / MariaDB: ``GET_LOCK`` on a dedicated connection, named after
-      the database (:func:`mysql_lock_name`): held by the server, so it
-      serialises workers on every host.
+    - MySQL / MariaDB: ``GET_LOCK``, one per database.
     - Other databases: only processes of one host are not serialised; a
       warning is logged.
 
@@ -280,38 +279,21 @@ def _pg_lock(engine: Engine, deadline: float, timeout: float, waiting: _Waiting)
 @contextlib.contextmanager
 def _mysql_lock(engine: Engine, deadline: float, timeout: float, waiting: _Waiting) -> Iterator[None]:
     with connect(engine) as connection:
-        # Outside any transaction, as for PostgreSQL (idle_transaction_timeout).
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        name = mysql_lock_name(connection.execute(sa.text("SELECT DATABASE()")).scalar())
-        sql = sa.text("SELECT GET_LOCK(:name, :timeout)")
-        got = connection.execute(sql, {"name": name, "timeout": 0}).scalar()
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")  # as for PostgreSQL
+        sql = sa.text(f"SELECT GET_LOCK({_MYSQL_NAME}, :timeout)")
+        got = connection.execute(sql, {"name": LOCK_NAME, "timeout": 0}).scalar()
         if not got:
             waiting.notify()
             got = connection.execute(
-                sql, {"name": name, "timeout": max(0, math.ceil(deadline - time.monotonic()))}
+                sql, {"name": LOCK_NAME, "timeout": max(0, math.ceil(deadline - time.monotonic()))}
             ).scalar()
-        _end_transaction(connection)
         if not got:
             raise _timeout(engine, timeout)
         try:
             yield
         finally:
             with contextlib.suppress(sa.exc.DBAPIError):
-                connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-            _end_transaction(connection)
-
-
-def mysql_lock_name(database: str | None) -> str:
-    """The ``GET_LOCK`` name of a MySQL/MariaDB database.
-
-    Those names are server-wide: one per database, so that sites sharing a
-    server do not wait for each other (at most 64 characters: a long
-    database name is hashed).
-    """
-    name = f"{LOCK_NAME}.{database or ''}"
-    if len(name) > 64:
-        name = f"{LOCK_NAME}.{hashlib.sha1(name.encode()).hexdigest()}"
-    return name
+                connection.execute(sa.text(f"SELECT RELEASE_LOCK({_MYSQL_NAME})"), {"name": LOCK_NAME})
 
 
 def sqlite_file(url: sa.engine.URL) -> str | None:
