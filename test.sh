@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on three stacks, each on SQLite and on a
-# real PostgreSQL server that the tests start themselves:
+# real PostgreSQL server that the tests start themselves (and the tests of what
+# differs by database on a MariaDB server they start too):
 #   kotti   Kotti 2.0.9 / Pyramid 1.10 / SQLAlchemy 1.4 (python3)
 #   modern  Pyramid 2 / SQLAlchemy 2, no Kotti (python3)
 #   kotti2  kotti2 3.0.x / Pyramid 1.10 / SQLAlchemy 1.4 on the newest Python
@@ -13,6 +14,7 @@ cd "$(dirname "$0")"
 . ./scripts/venv.sh
 NEWEST_PYTHON=3.13
 ensure_postgresql
+ensure_mariadb
 ensure_chromium
 newest=$(find_python "$NEWEST_PYTHON")
 ensure_venv kotti testing

@@ -24,8 +24,9 @@ from .errors import ConfigurationError, DatabaseError, LockTimeout
 
 log = logging.getLogger(__name__)
 
-#: Name hashed into the PostgreSQL advisory lock key and MySQL lock name.
+#: Hashed into the PostgreSQL advisory lock key; MySQL's (server-wide) lock names add the database's sha1.
 LOCK_NAME = "kotti_migrate.startup"
+_MYSQL_NAME = "CONCAT(:name, '.', SHA1(IFNULL(DATABASE(), '')))"
 
 
 def mask_url(url: str | sa.engine.URL) -> str:
@@ -156,7 +157,7 @@ def database_lock(engine: Engine, timeout: float, on_wait: OnWait | None = None)
     - SQLite: an exclusive ``flock`` on ``<database file>.kotti_migrate.lock``
       (every process on the host that opens the same file); none for a
       database in memory.
-    - MySQL / MariaDB: ``GET_LOCK``.
+    - MySQL / MariaDB: ``GET_LOCK``, one per database.
     - Other databases: only processes of one host are not serialised; a
       warning is logged.
 
@@ -278,7 +279,8 @@ def _pg_lock(engine: Engine, deadline: float, timeout: float, waiting: _Waiting)
 @contextlib.contextmanager
 def _mysql_lock(engine: Engine, deadline: float, timeout: float, waiting: _Waiting) -> Iterator[None]:
     with connect(engine) as connection:
-        sql = sa.text("SELECT GET_LOCK(:name, :timeout)")
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")  # as for PostgreSQL
+        sql = sa.text(f"SELECT GET_LOCK({_MYSQL_NAME}, :timeout)")
         got = connection.execute(sql, {"name": LOCK_NAME, "timeout": 0}).scalar()
         if not got:
             waiting.notify()
@@ -291,7 +293,7 @@ def _mysql_lock(engine: Engine, deadline: float, timeout: float, waiting: _Waiti
             yield
         finally:
             with contextlib.suppress(sa.exc.DBAPIError):
-                connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+                connection.execute(sa.text(f"SELECT RELEASE_LOCK({_MYSQL_NAME})"), {"name": LOCK_NAME})
 
 
 def sqlite_file(url: sa.engine.URL) -> str | None:

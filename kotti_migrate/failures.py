@@ -181,12 +181,13 @@ def failed(
         # Their DDL commits by itself: the failed revision's schema
         # changes up to the error stay, without its version row.
         previous = ", ".join(current) or "base"
+        direction = "upgrade" if getattr(recorder.pending_step, "is_upgrade", True) else "downgrade"
         where += (
             f"; {backend} cannot roll back schema changes, so revision {revision} may be "
             f"half-applied: inspect the database and undo what it did, make sure the version "
             f"table says {previous} ("
             + site.command(f"stamp --scripts={location.spec} --purge --rev {previous}")
-            + "), fix the revision and upgrade again"
+            + f"), fix the revision and {direction} again"
         )
     failed = "" if ran_nothing else f"{what} failed: "
     error = MigrationFailed(

@@ -82,6 +82,18 @@ ensure_postgresql() {
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >&2
 }
 
+# ensure_mariadb: Debian's MariaDB server (mariadbd, mariadb-install-db); the
+# tests start a private server with it (tests/mariadb.py), never the system's.
+ensure_mariadb() {
+    if command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ]; then
+        return
+    fi
+    echo "installing mariadb-server ..." >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mariadb-server >&2
+}
+
 # ensure_chromium: Debian's headless Chromium and its chromedriver, for the
 # browser test of the Site Setup page (tests/test_migrations_page.py).  Selenium
 # is pointed at /usr/bin/chromedriver, so it never downloads a browser.

@@ -74,6 +74,29 @@ def pg_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def mariadb_server():
+    """A MariaDB server for the session (tests/mariadb.py); one that cannot be started fails the test."""
+    from mariadb import MariaDBServer
+
+    server = MariaDBServer()
+    try:
+        server.start()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        server.stop()
+        pytest.fail(f"MariaDB is required but could not be started: {exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mariadb_url(mariadb_server):
+    """URL of an empty MariaDB database (``mysql+pymysql://``).  Not one of ``db_url``'s
+    backends (that would make the whole suite slower): the tests of what differs by
+    database use it (test_mariadb.py)."""
+    return mariadb_server.new_database()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     """URL of an empty database, on each backend."""
@@ -142,11 +165,14 @@ def booted_kotti_site(request, _booted_sites):
     ``booted_kotti_site(url, addons=True)`` gives what ``boot(kotti_ini(url,
     addons))`` on an empty database leaves (Kotti's tables and content,
     kotti_notes' unless ``addons=False``, every location stamped at its head),
-    copied from a site booted once per session: a SQLite file copy, or
-    ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL.  What that first boot
+    copied from a site booted once per session: a SQLite file copy,
+    ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL, tables and rows copied on MariaDB.  What that first boot
     does is tested by test_startup_kotti.py's fresh-database tests; the tests
     that only start from a booted site use this instead of booting again.
     """
+
+    def server(backend: str):
+        return request.getfixturevalue("mariadb_server" if backend == "mysql" else "pg_server")
 
     def make(url: str, addons: bool = True) -> None:
         backend = sa.engine.make_url(url).get_backend_name()
@@ -157,7 +183,7 @@ def booted_kotti_site(request, _booted_sites):
             if backend == "sqlite":
                 template = f"sqlite:///{folder}/site.db"
             else:
-                template = request.getfixturevalue("pg_server").new_database()
+                template = server(backend).new_database()
             started(boot(write_ini(folder / "site.ini", KOTTI_EGG, template, kotti_settings(addons))))
             _booted_sites[key] = template
         template = _booted_sites[key]
@@ -166,7 +192,7 @@ def booted_kotti_site(request, _booted_sites):
             assert not target.exists() or target.stat().st_size == 0, f"{url} is not empty"
             shutil.copyfile(sa.engine.make_url(template).database, target)
         else:
-            request.getfixturevalue("pg_server").clone_database(template, url)
+            server(backend).clone_database(template, url)
 
     return make
 
