@@ -36,8 +36,7 @@ class Command:
     help: str
     run: Callable[[Runner], int]
     arguments: tuple[Argument, ...] = ()
-    #: It reads locations, revisions and version tables only (not the models): the
-    #: site is loaded light (:meth:`~kotti_migrate.site.Site.from_config_uri`).
+    #: reads no models: the site is loaded light (:meth:`~kotti_migrate.site.Site.from_config_uri`)
     light: bool = False
 
 
@@ -68,7 +67,7 @@ REV_ID = arg("--rev-id", help="revision id to use instead of a generated one")
 BRANCH_LABEL = arg("--branch-label", help="branch label for the new revision")
 
 
-#: Commands that read only locations, revision files and version tables.
+#: Commands reading only locations, revision files and version tables.
 LIGHT = {"list_all", "status", "current", "heads", "history", "show"}
 
 
