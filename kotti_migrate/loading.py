@@ -204,14 +204,15 @@ def _configure_kotti_light(settings: dict) -> Any:
     Kotti's defaults and ``kotti.configurators`` applied (add-ons append
     to ``kotti.alembic_dirs`` there), then every module that can call
     ``config.add_alembic_dir``: those of ``pyramid.includes`` (and of
-    ``kotti.base_includes`` other than Kotti's own) included in a
-    Configurator of their own, of whose actions only the location
-    registrations run.  Not done: Kotti's base includes (Kotti registers
-    no location) and the resolution of Kotti's dotted settings, which
-    import Kotti's views and the content types' models (about 1 s);
-    ``kotti_migrate`` itself only adds its directive.  The settings keep
-    dotted names as strings.  Any failure gives None: the caller does the
-    full load, which reports errors as it always did.
+    ``kotti.base_includes`` other than Kotti's own) included into a
+    Configurator of their own and committed.  Not done: Kotti's base
+    includes (Kotti registers no location) and the resolution of Kotti's
+    dotted settings, which import Kotti's views and the content types'
+    models (about 1 s); ``kotti_migrate`` itself only adds its directive.
+    The settings keep dotted names as strings.  Any failure (an include
+    that needs Kotti's configuration or its resolved settings) gives None:
+    the caller does the full load, which finds what it finds and reports
+    errors as it always did.
     """
     try:
         return _kotti_registrations(dict(settings))
@@ -248,17 +249,12 @@ def _kotti_registrations(settings: dict) -> Any:
     config.registry.settings["pyramid.includes"] = includes
     config.begin()
     try:
-        config.hook_zca()  # as Kotti's base_configure: the directives its includes may use
-        config.include("pyramid_zcml")
-        config.include("pyramid_chameleon")
         for module in modules:
             if module == "kotti_migrate":  # its includeme registers no location (it may include views)
                 config.add_directive("add_alembic_dir", add_alembic_dir)
             else:
                 config.include(module)
-        for action in config.action_state.actions:  # in order, as a commit runs them
-            if getattr(action["callable"], "registers_location", False):
-                action["callable"]()
+        config.commit()
     finally:
         config.end()
     return config.registry

@@ -283,7 +283,6 @@ def add_alembic_dir(config, location: str) -> None:
         if location not in registered:
             registered.append(location)
 
-    register.registers_location = True  # type: ignore[attr-defined]  # loading.py runs these alone
     config.action(None, register)
 
 
