@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as exc:  # --help: argparse printed it and exits
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     verbose = bool(getattr(args, "verbose", False))
-    runner = Runner(args, out, err)
+    runner = Runner(args, out, err, light=COMMANDS[args.command].light)
     url = None
     progress: Callable[[], None] = lambda: None  # noqa: E731
     try:

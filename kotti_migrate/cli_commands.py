@@ -36,6 +36,8 @@ class Command:
     help: str
     run: Callable[[Runner], int]
     arguments: tuple[Argument, ...] = ()
+    #: reads no models: the site is loaded light (:meth:`~kotti_migrate.site.Site.from_config_uri`)
+    light: bool = False
 
 
 #: Every command, in the order ``--help`` lists them.
@@ -65,13 +67,17 @@ REV_ID = arg("--rev-id", help="revision id to use instead of a generated one")
 BRANCH_LABEL = arg("--branch-label", help="branch label for the new revision")
 
 
+#: Commands reading only locations, revision files and version tables.
+LIGHT = {"list_all", "status", "current", "heads", "history", "show"}
+
+
 def command(name: str, help: str, *arguments: Argument) -> Callable[[Callable[[Runner], int]], Callable]:
     """Register the decorated function as the command ``name``."""
 
     def register(fn: Callable[[Runner], int]) -> Callable[[Runner], int]:
         if name in COMMANDS:
             raise ValueError(f"command {name!r} is defined twice")
-        COMMANDS[name] = Command(name, help, fn, arguments)
+        COMMANDS[name] = Command(name, help, fn, arguments, light=name in LIGHT)
         return fn
 
     return register

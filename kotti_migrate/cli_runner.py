@@ -24,10 +24,14 @@ from .startup import run_startup
 class Runner:
     """Runs one parsed command: its arguments, its site (loaded once), its output streams."""
 
-    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> None:
+    def __init__(
+        self, args: argparse.Namespace, out: TextIO, err: TextIO | None = None, light: bool = False
+    ) -> None:
         self.args = args
         self.out = out
         self.err = err or sys.stderr
+        #: load the site light (a command that does not need the models)
+        self.light = light
         self._migrations: Migrations | None = None
 
     def echo(self, text: str = "") -> None:
@@ -36,7 +40,7 @@ class Runner:
     @property
     def migrations(self) -> Migrations:
         if self._migrations is None:
-            self._migrations = Migrations.from_config_uri(self.args.config_uri)
+            self._migrations = Migrations.from_config_uri(self.args.config_uri, light=self.light)
             # Commands that write wait for start-up (or another kotti-migrate): say so.
             self._migrations.on_lock_wait = self.waiting
         return self._migrations

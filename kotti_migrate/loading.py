@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigurationError
-from .settings import kotti_available, no_startup
+from .settings import ini_has, kotti_available, no_startup
+
+log = logging.getLogger("kotti_migrate")
 
 
 @dataclass
@@ -29,7 +32,7 @@ def split_config_uri(config_uri: str) -> tuple[str, str]:
     return os.path.abspath(path), section or "main"
 
 
-def load_app(config_uri: str) -> LoadedApp:
+def load_app(config_uri: str, light: bool = False) -> LoadedApp:
     """Read an app's settings the way the app sees them, without serving it.
 
     A Kotti site gets Kotti's defaults and its ``kotti.configurators``
@@ -37,6 +40,11 @@ def load_app(config_uri: str) -> LoadedApp:
     locations are found), but no database work and no populators.  Any
     other Pyramid app is created through its app factory with
     kotti_migrate's start-up hook turned off.
+
+    With ``light`` (read-only commands that need neither the app's models
+    nor its views), a Kotti site is loaded as far as locations need:
+    see :func:`_configure_kotti_light`; whatever that cannot do, the full
+    load does (so errors are the full load's).
 
     :raises ConfigurationError: missing or unreadable file, missing section,
         or an app that fails to load
@@ -61,7 +69,9 @@ def load_app(config_uri: str) -> LoadedApp:
     try:
         with no_startup():
             if "kotti.secret" in settings and kotti_available():
-                registry = _configure_kotti(global_conf, settings)
+                registry = _configure_kotti_light(settings) if light else None
+                if registry is None:
+                    registry = _configure_kotti(global_conf, settings)
             else:
                 registry = _configure_plain(loader, section)
     except ConfigurationError:
@@ -170,6 +180,8 @@ def _prepend_sys_path(path: str) -> None:
     """
     import sys
 
+    if not ini_has(path, "alembic", "prepend_sys_path"):
+        return  # nothing to do: Alembic not imported (Config reads no pyproject.toml here)
     from alembic.config import Config
 
     try:
@@ -184,6 +196,76 @@ def _configure_kotti(global_conf: dict, settings: dict) -> Any:
 
     config = kotti.base_configure(global_conf, **settings)
     return config.registry
+
+
+def _configure_kotti_light(settings: dict) -> Any:
+    """The registry of a Kotti site as far as migration locations need it, or None when unsure.
+
+    Kotti's defaults and ``kotti.configurators`` applied (add-ons append
+    to ``kotti.alembic_dirs`` there), then every module that can call
+    ``config.add_alembic_dir``: those of ``pyramid.includes`` (and of
+    ``kotti.base_includes`` other than Kotti's own) included into a
+    Configurator of their own and committed.  Not done: Kotti's base
+    includes (Kotti registers no location) and the resolution of Kotti's
+    dotted settings, which import Kotti's views and the content types'
+    models (about 1 s); ``kotti_migrate`` itself only adds its directive.
+    The settings keep dotted names as strings.  Any failure (an include
+    that needs Kotti's configuration or its resolved settings) gives None:
+    the caller does the full load, which finds what it finds and reports
+    errors as it always did.
+    """
+    try:
+        return _kotti_registrations(dict(settings))
+    except Exception as exc:  # the full load decides (and reports) instead
+        log.debug("light load of the Kotti site failed (%s: %s); loading it fully", type(exc).__name__, exc)
+        return None
+
+
+def _kotti_registrations(settings: dict) -> Any:
+    import kotti
+
+    from .locations import add_alembic_dir, split_setting
+
+    # As kotti.base_configure, up to what imports Kotti's views and models:
+    for key, value in kotti.conf_defaults.items():
+        settings.setdefault(key, value)
+    for key, value in settings.items():
+        if key.startswith("kotti") and isinstance(value, bytes):
+            settings[key] = value.decode("utf8")
+    name = "kotti.configurators"
+    for configure in kotti._resolve_dotted(settings, keys=(name,))[name]:
+        configure(settings)
+    settings.setdefault("kotti.secret2", settings["kotti.secret"])
+    includes = settings.pop("pyramid.includes", "")  # as Kotti: not included by the Configurator
+    modules = split_setting(settings["kotti.base_includes"]) + split_setting(includes)
+    settings["pyramid.includes"] = includes
+    # Kotti's own modules register no location (Kotti does not know kotti_migrate).
+    modules = [m for m in modules if m != "kotti" and not m.startswith("kotti.")]
+    if all(module == "kotti_migrate" for module in modules):
+        return _Registry(settings)  # nothing else can register a location
+    from pyramid.config import Configurator
+
+    config = Configurator(settings={k: v for k, v in settings.items() if k != "pyramid.includes"})
+    config.registry.settings["pyramid.includes"] = includes
+    config.begin()
+    try:
+        for module in modules:
+            if module == "kotti_migrate":  # its includeme registers no location (it may include views)
+                config.add_directive("add_alembic_dir", add_alembic_dir)
+            else:
+                config.include(module)
+        config.commit()
+    finally:
+        config.end()
+    return config.registry
+
+
+class _Registry(dict):
+    """A registry holding only settings (no location registered by a directive)."""
+
+    def __init__(self, settings: dict) -> None:
+        super().__init__()
+        self.settings = settings
 
 
 def _configure_plain(loader: Any, section: str) -> Any:

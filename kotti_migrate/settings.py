@@ -191,6 +191,8 @@ def pastedeploy_config_file() -> str | None:
 def alembic_ini_options(path: str, section: str = "alembic") -> dict[str, str]:
     """The options of the ini file's ``[alembic]`` section, as Alembic reads them
     (``%(here)s`` interpolated); empty when the file or section is missing."""
+    if not ini_has(path, section):
+        return {}  # without importing Alembic (what read-only commands save)
     from alembic.config import Config
 
     try:
@@ -210,3 +212,18 @@ def app_folder(settings: Mapping[str, Any]) -> str:
     """
     config_file = str(settings.get("kotti_migrate.config_file", "") or "").strip()
     return os.path.dirname(os.path.abspath(config_file)) if config_file else os.getcwd()
+
+
+def ini_has(path: str, section: str, option: str | None = None) -> bool:
+    """True when the ini file has ``[section]`` (and ``option`` in it or in ``[DEFAULT]``).
+
+    True as well when the file cannot be read: the caller's own reading reports it.
+    """
+    import configparser
+
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeError):
+        return True
+    return parser.has_option(section, option) if option else parser.has_section(section)

@@ -138,11 +138,16 @@ class Site:
         return path
 
     @classmethod
-    def from_config_uri(cls: type[SiteT], config_uri: str) -> SiteT:
-        """Load a site from an ini file (``app.ini`` or ``app.ini#section``)."""
+    def from_config_uri(cls: type[SiteT], config_uri: str, light: bool = False) -> SiteT:
+        """Load a site from an ini file (``app.ini`` or ``app.ini#section``).
+
+        ``light``: for verbs that read only locations, revisions and version
+        tables (not the models): a Kotti site's views and models are not
+        loaded (see :func:`kotti_migrate.loading.load_app`).
+        """
         from .loading import load_app  # PasteDeploy: the CLI's way in, not a running app's
 
-        app = load_app(config_uri)
+        app = load_app(config_uri, light=light)
         site = cls(app.settings, app.registry, here=app.here, config_file=app.config_file)
         site.config_uri = config_uri
         return site

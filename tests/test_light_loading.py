@@ -1,0 +1,165 @@
+"""Read-only commands load a Kotti site light, and still find every location.
+
+`status`, `current`, `heads`, `history`, `list_all` and `show` load a Kotti
+site as far as its migration locations need: Kotti's defaults and
+`kotti.configurators` applied, then only the includes that can call
+`config.add_alembic_dir` (not Kotti's views, not its dotted settings); an
+include that cannot run that way makes them load the site fully.  These
+tests use real add-on packages registering their locations both ways, and
+compare with the full load (`Migrations.from_config_uri`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import KOTTI_HEAD, NOTES_HEAD, cli, cli_process, new_package, ok, one_error_line, write_location
+
+from kotti_migrate import Migrations
+
+pytestmark = pytest.mark.kotti
+
+#: ``__init__.py`` of an add-on registering its location in its includeme; ``{before}`` runs first.
+INCLUDEME_ADDON = '''\
+def includeme(config):
+{before}
+    config.add_alembic_dir("{name}:alembic")
+'''
+
+
+@pytest.fixture
+def packages(tmp_path, monkeypatch):
+    """Factory: an add-on package (new name) with one revision, registering its location per ``body``."""
+    root = tmp_path / "pkgs"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ["PYTHONPATH"]]))
+
+    def make(prefix: str, before: str = "    pass", rev: str = "c0ffee000001") -> str:
+        name, package = new_package(root, prefix)
+        (package / "__init__.py").write_text(INCLUDEME_ADDON.format(name=name, before=before))
+        write_location(package / "alembic", [(rev, None, "pass")])
+        return name
+
+    return make
+
+
+def full_load(ini) -> list[str]:
+    migrations = Migrations.from_config_uri(str(ini))
+    try:
+        return [loc.spec for loc in migrations.locations]
+    finally:
+        migrations.dispose()
+
+
+def light_load(ini) -> list[str]:
+    migrations = Migrations.from_config_uri(str(ini), light=True)
+    try:
+        return [loc.spec for loc in migrations.locations]
+    finally:
+        migrations.dispose()
+
+
+def heavy_imports(ini, *args: str, prefixes: tuple[str, ...] = ("kotti.views.edit",)) -> tuple[int, list]:
+    """``kotti-migrate <ini> *args`` in a fresh process: exit code, the modules of ``prefixes`` imported.
+
+    Kotti's edit views are imported by the full load only (Kotti's base includes).  (Alembic is imported to
+    read revision files the index does not cover: those changed in the last 2 s.)
+    """
+    script = (
+        "import sys\nfrom kotti_migrate.cli import main\n"
+        f"code = main([{str(ini)!r}, *{list(args)!r}])\n"
+        f"print(code, *sorted(m for m in sys.modules if m.startswith({prefixes!r})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    code, *modules = result.stdout.splitlines()[-1].split()
+    return int(code), modules
+
+
+def test_status_finds_configurator_and_includeme_locations(kotti_ini, db_url, booted_kotti_site, packages):
+    """kotti_notes registers through kotti_configure, the new add-on through its includeme."""
+    booted_kotti_site(db_url)
+    addon = packages("light_addon")
+    ini = kotti_ini(db_url, pyramid__includes=f"pyramid_tm kotti_migrate {addon}")
+    expected = ["kotti:alembic", "kotti_notes:alembic", f"{addon}:alembic"]
+    assert full_load(ini) == expected
+    assert light_load(ini) == expected
+    status = cli(ini, "status")
+    assert status.code == 3, status.err  # the new add-on: no version table yet
+    rows = [line.split() for line in status.out.splitlines()[1:]]
+    assert rows[0] == ["kotti:alembic", "kotti_alembic_version", KOTTI_HEAD, KOTTI_HEAD, "0"]
+    assert rows[1] == ["kotti_notes:alembic", "kotti_notes_alembic_version", NOTES_HEAD, NOTES_HEAD, "0"]
+    assert rows[2][:2] == [f"{addon}:alembic", f"{addon}_alembic_version"]
+    assert rows[2][-2:] == ["c0ffee000001", "1"]
+    assert f"{addon}:alembic ({addon}_alembic_version):" in ok(cli(ini, "list_all"))
+    assert f"{addon}:alembic ({addon}_alembic_version): (no version table)" in ok(cli(ini, "current"))
+    assert f"{addon}:alembic: c0ffee000001 (Revision c0ffee000001) (head)" in ok(cli(ini, "heads"))
+    history = ok(cli(ini, "history", f"--scripts={addon}:alembic"))
+    assert history == "<base> -> c0ffee000001 (head), Revision c0ffee000001\n"
+    assert heavy_imports(ini, "heads") == (0, [])  # light: no fallback to the full load
+
+
+def test_includes_added_by_a_configurator_and_custom_base_includes(kotti_ini, sqlite_url, packages, tmp_path):
+    """An add-on put in pyramid.includes by a configurator, one in a custom kotti.base_includes."""
+    by_configurator = packages("light_cfg")
+    in_base = packages("light_base", rev="c0ffee000002")
+    configure = tmp_path / "pkgs" / f"{by_configurator}_setup.py"
+    configure.write_text(
+        "def kotti_configure(settings):\n"
+        f"    settings['pyramid.includes'] += ' {by_configurator}'\n"
+    )
+    import kotti
+
+    base = kotti.conf_defaults["kotti.base_includes"] + f" {in_base}"
+    ini = kotti_ini(
+        sqlite_url,
+        addons=False,
+        kotti__configurators=f"{by_configurator}_setup.kotti_configure",
+        kotti__base_includes=base,
+        pyramid__includes="kotti_migrate",
+    )
+    # kotti_migrate's directive exists for the base include too: it is included by the add-on.
+    (tmp_path / "pkgs" / in_base / "__init__.py").write_text(
+        INCLUDEME_ADDON.format(name=in_base, before="    config.include('kotti_migrate')")
+    )
+    expected = ["kotti:alembic", f"{in_base}:alembic", f"{by_configurator}:alembic"]
+    assert full_load(ini) == expected
+    assert light_load(ini) == expected
+    assert heavy_imports(ini, "heads") == (0, [])
+
+
+def test_include_that_needs_the_full_load_falls_back_to_it(kotti_ini, sqlite_url, packages):
+    """An includeme reading a setting Kotti resolves to callables fails light: the full load finds it."""
+    addon = packages("light_needs", before="    config.get_settings()['kotti.populators'][0].__name__")
+    ini = kotti_ini(sqlite_url, pyramid__includes=f"kotti_migrate {addon}")
+    expected = ["kotti:alembic", "kotti_notes:alembic", f"{addon}:alembic"]
+    assert full_load(ini) == expected
+    assert light_load(ini) == expected
+    assert f"{addon}:alembic ({addon}_alembic_version):" in ok(cli(ini, "list_all"))
+    code, modules = heavy_imports(ini, "heads")
+    assert code == 0 and "kotti.views.edit" in modules  # loaded fully
+
+
+def test_errors_of_the_app_are_the_full_loads(kotti_ini, sqlite_url, packages):
+    """A failing include, a directive used before kotti_migrate is included: the same line as `check`."""
+    failing = packages("light_fails", before="    import no_such_module_for_light_loading  # noqa")
+    ini = kotti_ini(sqlite_url, pyramid__includes=f"kotti_migrate {failing}")
+    line = one_error_line(cli(ini, "status"))
+    assert "No module named 'no_such_module_for_light_loading'" in line
+    assert line == one_error_line(cli(ini, "check"))  # check loads fully
+    early = packages("light_early")
+    ini = kotti_ini(sqlite_url, name="early.ini", pyramid__includes=f"{early} kotti_migrate")
+    line = one_error_line(cli(ini, "status"))
+    assert "add_alembic_dir" in line
+    assert line == one_error_line(cli(ini, "check"))
+
+
+def test_status_imports_neither_kottis_views_nor_alembic(kotti_ini, sqlite_url, booted_kotti_site):
+    """What makes it quick: no Kotti view and no Alembic module imported (revisions: from the index)."""
+    booted_kotti_site(sqlite_url)
+    ini = kotti_ini(sqlite_url)
+    ok(cli_process(ini, "status"))  # builds the revision index
+    assert heavy_imports(ini, "status", prefixes=("kotti.views", "alembic")) == (0, [])
