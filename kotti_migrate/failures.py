@@ -146,17 +146,20 @@ def failed(
     revision = recorder.failed_revision
     output = captured.getvalue()
     ran_nothing = exc is None and not recorder.called and not output.strip()
+    backend = site.engine.url.get_backend_name()
+    # MySQL and MariaDB commit DDL by itself: an env.py's rollback does not undo it (see below).
+    rolled_back = "" if backend in ("mysql", "mariadb") else " and rolled back"
     if exc is None:
         last = _last_error_line(output)
         if last:
-            reason = f"{last} (reported and rolled back by its env.py)"
+            reason = f"{last} (reported{rolled_back} by its env.py)"
         elif ran_nothing:
             reason = (
                 f"its env.py ({location.env_py}) ran no migrations: it returned without "
                 f"calling context.run_migrations() (check the conditions it runs them under)"
             )
         else:
-            reason = "its env.py handled the error and rolled back"
+            reason = f"its env.py handled the error{rolled_back}"
         reason = database.scrub(reason, site.engine.url)
     else:
         text = str(exc).strip().splitlines()
@@ -176,7 +179,6 @@ def failed(
         what = "its env.py in offline (--sql) mode"
     else:
         what = "the migration environment"
-    backend = site.engine.url.get_backend_name()
     if revision and not sql and backend in ("mysql", "mariadb"):
         # Their DDL commits by itself: the failed revision's schema
         # changes up to the error stay, without its version row.

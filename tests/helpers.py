@@ -568,3 +568,18 @@ def assert_verbose_traceback(result, line: str) -> None:
     assert "Traceback (most recent call last)" in result.err, result.err
     assert result.err.strip("\n").splitlines()[-1] == line
     assert PASSWORD not in result.out + result.err
+
+
+#: An ``env.py`` like Kotti's: it runs kotti_migrate's environment, prints an error and carries on.
+SWALLOWING_ENV = '''\
+import traceback
+
+from alembic import context
+
+from kotti_migrate.environment import run_default_environment
+
+try:  # like Kotti's env.py: print the error, carry on
+    run_default_environment()
+except Exception:
+    traceback.print_exc()
+'''

@@ -15,6 +15,7 @@ from helpers import (
     CREATE_THINGS,
     ERROR_PREFIX,
     PASSWORD,
+    SWALLOWING_ENV,
     assert_verbose_traceback,
     cli,
     cli_process,
@@ -225,18 +226,6 @@ def test_kotti_database_unreachable(kotti_ini):
 
 # -- found in review ---------------------------------------------------------------------
 
-SWALLOWING_ENV = '''\
-import traceback
-
-from alembic import context
-
-from kotti_migrate.environment import run_default_environment
-
-try:  # like Kotti's env.py: print the error, carry on
-    run_default_environment()
-except Exception:
-    traceback.print_exc()
-'''
 
 
 def test_env_py_swallowing_an_error_before_any_step_is_still_a_failure(tiny_app, sqlite_url):

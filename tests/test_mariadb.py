@@ -28,6 +28,7 @@ from helpers import (
     NOTES_HEAD,
     PASSWORD,
     STACK,
+    SWALLOWING_ENV,
     boot,
     cli,
     cli_process,
@@ -228,6 +229,22 @@ def test_failing_revision_names_what_may_be_half_applied_and_the_advice_works(si
     assert line.endswith(f"stamp --scripts={loc} --purge --rev {R2}), fix the revision and downgrade again")
     assert versions(mariadb_url, TABLE) == [R2]
     assert "steps_more" not in tables(mariadb_url)
+
+
+@pytest.mark.kotti
+@pytest.mark.modern
+def test_env_py_that_swallows_the_error_is_not_said_to_have_rolled_it_back(site, mariadb_url, tmp_path):
+    site.fresh(mariadb_url)
+    failing = ADD_MORE + 'raise RuntimeError("boom")'
+    loc = steps_location(tmp_path, [(R1, None, CREATE_STEPS), (R2, R1, failing)])
+    (loc / "env.py").write_text(SWALLOWING_ENV)  # prints the error and carries on, as Kotti's
+    ini = site(mariadb_url, extra=[loc])
+
+    line = one_error_line(cli(ini, "upgrade", f"--scripts={loc}"))
+    reason = "RuntimeError: boom (reported by its env.py)"
+    assert f"revision {R2} failed: {reason}; the database is at {R1}; " in line
+    assert "rolled back" not in line  # MariaDB kept revision 2's DDL: nobody rolled it back
+    assert f"so revision {R2} may be half-applied" in line and PASSWORD not in line
 
 
 @pytest.mark.kotti
