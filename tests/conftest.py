@@ -13,6 +13,8 @@ that cannot be started fails the run instead of skipping.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -95,6 +97,41 @@ def mariadb_url(mariadb_server):
     backends (that would make the whole suite slower): the tests of what differs by
     database use it (test_mariadb.py)."""
     return mariadb_server.new_database()
+
+
+@pytest.fixture(autouse=True)
+def _kotti_models_after_mysql(request):
+    """Every test that uses the MariaDB server leaves Kotti's models as it found them."""
+    if "mariadb_server" not in request.fixturenames:
+        yield
+        return
+    with kotti_metadata_restored():
+        yield
+
+
+@contextlib.contextmanager
+def kotti_metadata_restored():
+    """Kotti's models as they were before a test that talked to MySQL in this process.
+
+    Kotti changes them for good once a process connects to MySQL: its
+    filedepot's ``engine_connect`` listener makes ``blobs.data`` a
+    ``LONGBLOB`` (which SQLite and PostgreSQL cannot create), and
+    ``_adjust_for_engine`` drops the ``ix_nodes_path`` index.  The next
+    test on this pytest worker creates a Kotti site on another database.
+    """
+    if importlib.util.find_spec("kotti") is None:
+        yield
+        return
+    from kotti.filedepot import DBStoredFile
+    from kotti.resources import Node
+
+    column = DBStoredFile.__table__.c.data
+    saved_type, saved_indexes = column.type, set(Node.__table__.indexes)
+    try:
+        yield
+    finally:
+        column.type = saved_type
+        Node.__table__.indexes = saved_indexes
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
