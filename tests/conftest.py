@@ -13,7 +13,6 @@ that cannot be started fails the run instead of skipping.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
@@ -99,19 +98,15 @@ def mariadb_url(mariadb_server):
     return mariadb_server.new_database()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pristine_kotti_models():
+    """Kotti's models as imported, before any test (or server set-up) talked to MySQL."""
+    return kotti_models_snapshot()
+
+
 @pytest.fixture(autouse=True)
-def _kotti_models_after_mysql(request):
-    """Every test that uses the MariaDB server leaves Kotti's models as it found them."""
-    if "mariadb_server" not in request.fixturenames:
-        yield
-        return
-    with kotti_metadata_restored():
-        yield
-
-
-@contextlib.contextmanager
-def kotti_metadata_restored():
-    """Kotti's models as they were before a test that talked to MySQL in this process.
+def _kotti_models_after_mysql(request, _pristine_kotti_models):
+    """Every test that uses the MariaDB server leaves Kotti's models as they were imported.
 
     Kotti changes them for good once a process connects to MySQL: its
     filedepot's ``engine_connect`` listener makes ``blobs.data`` a
@@ -119,19 +114,24 @@ def kotti_metadata_restored():
     ``_adjust_for_engine`` drops the ``ix_nodes_path`` index.  The next
     test on this pytest worker creates a Kotti site on another database.
     """
-    if importlib.util.find_spec("kotti") is None:
-        yield
-        return
-    from kotti.filedepot import DBStoredFile
-    from kotti.resources import Node
-
-    column = DBStoredFile.__table__.c.data
-    saved_type, saved_indexes = column.type, set(Node.__table__.indexes)
-    try:
-        yield
-    finally:
+    yield
+    if "mariadb_server" in request.fixturenames and _pristine_kotti_models is not None:
+        column, saved_type, table, saved_indexes = _pristine_kotti_models
         column.type = saved_type
-        Node.__table__.indexes = saved_indexes
+        table.indexes = set(saved_indexes)
+
+
+def kotti_models_snapshot() -> tuple | None:
+    """What Kotti changes in its models for MySQL (None without Kotti)."""
+    if importlib.util.find_spec("kotti") is None:
+        return None
+    try:
+        from kotti.filedepot import DBStoredFile
+        from kotti.resources import Node
+    except ImportError:  # a Kotti without these: nothing to put back
+        return None
+    column = DBStoredFile.__table__.c.data
+    return column, column.type, Node.__table__, frozenset(Node.__table__.indexes)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
