@@ -106,7 +106,7 @@ class Runner:
         before = ", ".join(report.before) or "base"
         after = ", ".join(report.after) or "base"
         self.echo(f"{verb} {loc.spec} ({loc.version_table}): {before} -> {after}")
-        if not report.steps:
+        if not report.steps and before == after:
             self.echo("  - already up to date." if verb == "Upgrading" else "  - nothing to do.")
         total = 0.0
         for step in report.steps:

@@ -201,6 +201,11 @@ def test_stamp_head_and_stamp_heads(app):
     assert versions(url, VT) == [FIRST]
     ok(cli(ini, "stamp_head", "--rev=None"))
     assert versions(url, VT) == []
+    ok(cli(ini, "stamp_head", f"--rev={FIRST}"))
+    out = ok(cli(ini, "stamp_head", "--rev=base", "--purge"))
+    assert versions(url, VT) == []
+    assert out.splitlines()[0] == f"Stamping {LOC} ({VT}): {FIRST} -> base"
+    assert "nothing to do" not in out  # it removed the version row
     ok(cli(ini, "stamp_head", "--scripts", LOC, "--rev", FIRST, "--purge"))
     assert versions(url, VT) == [FIRST]
 
