@@ -5,7 +5,7 @@ each (linear chains, files named as Alembic names them) and a SQLite
 database stamped at head for all of them, then prints side by side:
 
 (a) kotti_migrate's start-up work with everything at head
-    (``kotti_migrate.startup.on_startup``: settings, locations, start-up
+    (``kotti_migrate.boot.on_startup``: settings, locations, start-up
     lock, version tables, cached revision index), median of 20 runs after
     one warm-up run that fills the cache;
 (b) the reference: loading the same 10 folders with Alembic's
@@ -36,8 +36,8 @@ import sqlalchemy as sa
 from _sites import age, write_package
 from alembic.script import ScriptDirectory
 
+from kotti_migrate.boot import on_startup
 from kotti_migrate.commands import Migrations
-from kotti_migrate.startup import on_startup
 
 GOAL_SECONDS = 0.050
 

@@ -6,21 +6,60 @@ Library entry point: :class:`Migrations`.  Pyramid entry point:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .commands import CheckResult, LocationStatus, Migrations, RunReport
-from .errors import (
-    ConfigurationError,
-    DatabaseError,
-    LocationError,
-    LockTimeout,
-    MigrateError,
-    MigrationFailed,
-    MigrationsRequired,
-    RevisionError,
-    UnknownDatabaseRevision,
-)
-from .locations import Location, add_alembic_dir, resolve_location
+if TYPE_CHECKING:  # pragma: no cover
+    from .commands import CheckResult, LocationStatus, Migrations, RunReport
+    from .errors import (
+        ConfigurationError,
+        DatabaseError,
+        LocationError,
+        LockTimeout,
+        MigrateError,
+        MigrationFailed,
+        MigrationsRequired,
+        RevisionError,
+        UnknownDatabaseRevision,
+    )
+    from .locations import Location, resolve_location
+
+#: Where each name of the public API lives: imported on first use, so that
+#: ``config.include('kotti_migrate')`` in an app at head imports only what
+#: start-up needs.
+_API = {
+    "CheckResult": "commands",
+    "LocationStatus": "commands",
+    "Migrations": "commands",
+    "RunReport": "commands",
+    "ConfigurationError": "errors",
+    "DatabaseError": "errors",
+    "LocationError": "errors",
+    "LockTimeout": "errors",
+    "MigrateError": "errors",
+    "MigrationFailed": "errors",
+    "MigrationsRequired": "errors",
+    "RevisionError": "errors",
+    "UnknownDatabaseRevision": "errors",
+    "Location": "locations",
+    "add_alembic_dir": "locations",
+    "resolve_location": "locations",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kotti_migrate' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
+
 
 __version__ = "0.1.0"
 
@@ -52,7 +91,7 @@ def includeme(config: Any) -> None:
     """Hook kotti_migrate into a Pyramid app.
 
     Adds the directive ``config.add_alembic_dir(location)`` and registers
-    the start-up work (see :mod:`kotti_migrate.startup`), which runs when
+    the start-up work (see :mod:`kotti_migrate.boot`), which runs when
     the configuration is committed: in a Kotti site before Kotti creates
     its tables; in any app before it serves a request.
 
@@ -87,8 +126,10 @@ def includeme(config: Any) -> None:
     In a Kotti site it also adds the Site Setup page ``@@migrations``
     (:mod:`kotti_migrate.views`).
     """
+    from .boot import start_up
+    from .errors import MigrateError
+    from .locations import add_alembic_dir
     from .settings import Options, pastedeploy_config_file
-    from .startup import on_startup
 
     config.add_directive("add_alembic_dir", add_alembic_dir)
     settings = config.get_settings()
@@ -111,7 +152,7 @@ def includeme(config: Any) -> None:
     def startup() -> None:
         try:
             # The options parsed above: settings are parsed once per boot.
-            on_startup(config.registry.settings, config.registry, options)
+            start_up(config.registry.settings, config.registry, options)
         except MigrateError as exc:
             info.failure = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise

@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 import weakref
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -38,7 +38,7 @@ def adjust_for_engine(engine: sa.engine.Engine) -> None:
     _adjust_for_engine(engine)
 
 
-def run_populators(migrations: Any, behind: Sequence[str]) -> None:
+def run_populators(settings: Mapping[str, Any], engine: sa.engine.Engine, behind: Sequence[str]) -> None:
     """Run Kotti's populators (root document, admin user) once, under the lock.
 
     :param behind: the ``kotti-migrate ... upgrade`` commands of locations
@@ -52,13 +52,13 @@ def run_populators(migrations: Any, behind: Sequence[str]) -> None:
     import transaction
     from pyramid.path import DottedNameResolver
 
-    populators = migrations.settings.get("kotti.populators") or []
+    populators = settings.get("kotti.populators") or []
     if isinstance(populators, str):
         populators = [DottedNameResolver().resolve(name) for name in populators.split()]
     populators = [p.populate if isinstance(p, RanUnderLock) else p for p in populators]
     # Kotti's DBSession bound to this engine for the populators only, in a
     # transaction of their own: the caller's session is left as it was.
-    with kotti_session(migrations.engine):
+    with kotti_session(engine):
         try:
             for populate in populators:
                 populate()
@@ -67,7 +67,7 @@ def run_populators(migrations: Any, behind: Sequence[str]) -> None:
             transaction.abort()
             if not behind:
                 raise
-            reason = database.scrub(str(exc.orig).strip().splitlines()[0], migrations.engine.url)
+            reason = database.scrub(str(exc.orig).strip().splitlines()[0], engine.url)
             raise MigrationsRequired(
                 f"Kotti's populator {getattr(populate, '__name__', populate)} failed ({reason}) while "
                 f"locations are behind their head; upgrade them ({'; '.join(behind)}), "

@@ -23,9 +23,6 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from .errors import ConfigurationError, LocationError
 from .values import Value
-from .version_tables import ALEMBIC_VERSION_TABLE as ALEMBIC_VERSION_TABLE  # re-exported
-from .version_tables import version_table_for as version_table_for  # re-exported
-from .version_tables import version_table_of
 
 #: Kotti's own migrations; listed first whenever registered.
 KOTTI_LOCATION = "kotti:alembic"
@@ -81,6 +78,10 @@ def is_asset_spec(spec: str) -> bool:
 
 def package_folder(package: str, spec: str) -> Path:
     """The folder of an importable package (without importing it)."""
+    return Path(_package_folder(package, spec))
+
+
+def _package_folder(package: str, spec: str) -> str:
     try:
         found = importlib.util.find_spec(package)
     except (ImportError, ValueError) as exc:
@@ -92,9 +93,9 @@ def package_folder(package: str, spec: str) -> Path:
             f"location {spec!r}: package {package!r} is not importable"
         )
     if found.submodule_search_locations:
-        return Path(list(found.submodule_search_locations)[0])
+        return str(list(found.submodule_search_locations)[0])
     if found.origin:
-        return Path(found.origin).parent
+        return os.path.dirname(found.origin)
     raise LocationError(f"location {spec!r}: package {package!r} has no folder")
 
 
@@ -117,13 +118,18 @@ def location_path(spec: str, here: str | os.PathLike[str] | None = None) -> Path
 
     :raises LocationError: the package of an asset spec is not importable
     """
+    return Path(location_folder(spec, here))
+
+
+def location_folder(spec: str, here: str | os.PathLike[str] | None = None) -> str:
+    """:func:`location_path` as a string (what an at-head boot compares, cheaply)."""
     if is_asset_spec(spec):
         package, _, folder = spec.partition(":")
-        return package_folder(package, spec) / folder
-    path = Path(os.path.expanduser(spec))
-    if not path.is_absolute():
-        path = Path(here or os.getcwd()) / path
-    return Path(os.path.normpath(path))
+        return os.path.join(_package_folder(package, spec), folder)
+    path = os.path.expanduser(spec)
+    if not os.path.isabs(path):
+        path = os.path.join(os.fspath(here) if here else os.getcwd(), path)
+    return os.path.normpath(path)
 
 
 def resolve_location(
@@ -156,6 +162,8 @@ def resolve_location(
             f"(create one with: kotti-migrate <config_uri> init --scripts={spec})"
         )
     path = path.resolve()
+    from .version_tables import version_table_of  # reads env.py: not needed by an at-head boot
+
     override = str((overrides or {}).get(f"kotti_migrate.version_table.{package}", "") or "").strip()
     table, reason, needs_ini = version_table_of(path, package, kotti_convention, override or None)
     return Location(

@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import AbstractSet
+from typing import TYPE_CHECKING, AbstractSet
 
 from .errors import MigrateError, MigrationsRequired, UnknownDatabaseRevision
 from .locations import Location
-from .reports import RunReport
 from .values import Value, factory
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reports import RunReport
 
 # -- what start-up reads -----------------------------------------------------------
 

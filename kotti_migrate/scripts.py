@@ -16,28 +16,22 @@ message), checked against a ``stat`` of every revision file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, AbstractSet, Iterable
+from typing import TYPE_CHECKING, AbstractSet
 
-from .catalog import IndexedRevision, RevisionCatalog, as_tuple, catalog_of
+from .cache import CACHE_FORMAT, cache_file, env_stat, file_stats, folder_stat, write_cache
 from .locations import Location
 from .values import SplitSet, Value
 
 if TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script
 
+    from .catalog import IndexedRevision, RevisionCatalog
     from .graph import LocationScripts
-
-__all__ = ["IndexedRevision", "RevisionCatalog", "catalog_of"]
-
-#: Bumped when the cache layout changes.
-_CACHE_FORMAT = 4
 
 #: Revision files modified less than this long ago (ns) are not cached: a
 #: second edit within the same tick of the file system clock, keeping the
@@ -83,19 +77,6 @@ class Snapshot:
         self.files = files
 
 
-def _folder_stat(location: Location) -> tuple[int, int, int]:
-    st = os.stat(os.path.join(location.path, "versions"))
-    return (st.st_mtime_ns, st.st_ino, st.st_dev)
-
-
-def _env_stat(location: Location) -> list[int] | None:
-    try:
-        env = os.stat(os.path.join(location.path, "env.py"))
-    except OSError:
-        return None
-    return [env.st_size, env.st_mtime_ns, env.st_ino]
-
-
 def _revision_files(location: Location, with_stats: bool) -> tuple[list[str], dict[str, list[int]]]:
     """Entries of the versions folder (``name\0inode``) and, if asked, each file's stats."""
     entries: list[str] = []
@@ -121,8 +102,8 @@ def _listing(location: Location, with_stats: bool = False) -> Snapshot:
     Catches a file added, removed, renamed or replaced (as editors, version
     control and installers write files: a new inode).
     """
-    folder = _folder_stat(location)
-    env = _env_stat(location)
+    folder = folder_stat(location.path)
+    env = env_stat(location.path)
     entries, stats = _revision_files(location, with_stats)
     entries.sort()
     entries.append(f"\0{folder[0]}")
@@ -132,23 +113,9 @@ def _listing(location: Location, with_stats: bool = False) -> Snapshot:
     return Snapshot(digest, folder, env, stats if with_stats else None)
 
 
-def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
-    result = {}
-    folder_name = os.fspath(folder)
-    for name in names:
-        try:
-            st = os.stat(os.path.join(folder_name, name))
-        except OSError:
-            continue
-        result[name] = [st.st_size, st.st_mtime_ns, st.st_ino]
-    return result
-
-
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/kotti_migrate`` (``~/.cache/kotti_migrate``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache"
-    )
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "kotti_migrate"
 
 
@@ -172,10 +139,10 @@ def revision_index(location: Location, cache_dir: Path | None = None) -> Revisio
 
     A cache that cannot be read or written only costs speed.
     """
-    cache_file = _cache_file(location, cache_dir)
+    index_file = cache_file(location, cache_dir)
     snapshot = None
-    if cache_file is not None:
-        index = _read_cache(cache_file, location)
+    if index_file is not None:
+        index = _read_cache(index_file, location)
         if index is not None:
             return index
         snapshot = _listing(location, with_stats=True)
@@ -191,12 +158,13 @@ def revision_catalog(location: Location, cache_dir: Path | None) -> RevisionCata
 
     For read-only commands: one ``stat`` per revision file, no import.
     """
-    cache_file = _cache_file(location, cache_dir)
-    if cache_file is None:
+    from .catalog import IndexedRevision, RevisionCatalog, as_tuple
+    index_file = cache_file(location, cache_dir)
+    if index_file is None:
         return None
     try:
-        data = json.loads(cache_file.with_suffix(".revisions.json").read_text())
-        if data.get("format") != _CACHE_FORMAT:
+        data = json.loads(index_file.with_suffix(".revisions.json").read_text())
+        if data.get("format") != CACHE_FORMAT:
             return None
         snapshot = _listing(location, with_stats=True)
         if data["files"] != snapshot.files or data["env"] != snapshot.env:
@@ -239,18 +207,18 @@ def remember_index(
         heads=tuple(scripts.get_heads()),
         revisions=frozenset(s.revision for s in scripts.walk_revisions()),
     )
-    cache_file = _cache_file(location, cache_dir)
-    if cache_file is None:
+    index_file = cache_file(location, cache_dir)
+    if index_file is None:
         return index
     snapshot = listing or _listing(location, with_stats=True)
     head_files = [os.path.basename(scripts.get_revision(h).path) for h in index.heads]
-    heads = _file_stats(location.versions_path, head_files)
+    heads = file_stats(location.versions_path, head_files)
     settled = time.time_ns() - _SETTLE_NS
     # A head file written within the file system clock's tick could change
     # again keeping size and time: such a file is not cached yet.
     if all(stats[1] < settled for stats in heads.values()):
-        _write_cache(
-            cache_file,
+        write_cache(
+            index_file,
             {
                 "listing": snapshot.listing,
                 "folder": list(snapshot.folder),
@@ -264,9 +232,11 @@ def remember_index(
         )
     files = snapshot.files
     if files is not None and all(stats[1] < settled for stats in files.values()):
+        from .catalog import as_tuple, catalog_of
+
         catalog = catalog_of(scripts)
-        _write_cache(
-            cache_file.with_suffix(".revisions.json"),
+        write_cache(
+            index_file.with_suffix(".revisions.json"),
             {
                 "files": files,
                 "env": snapshot.env,
@@ -288,42 +258,24 @@ def remember_index(
     return index
 
 
-def _cache_file(location: Location, cache_dir: Path | None) -> Path | None:
-    if cache_dir is None:
-        return None
-    return cache_dir / (hashlib.sha1(str(location.path).encode()).hexdigest() + ".json")
-
-
-def _read_cache(cache_file: Path, location: Location) -> RevisionIndex | None:
+def _read_cache(path: Path, location: Location) -> RevisionIndex | None:
     """The cached index when the folder, ``env.py`` and the head files are unchanged."""
     try:
-        data = json.loads(cache_file.read_text())
-        if data.get("format") != _CACHE_FORMAT:
+        data = json.loads(path.read_text())
+        if data.get("format") != CACHE_FORMAT:
             return None
-        folder = _folder_stat(location)
+        folder = folder_stat(location.path)
         if not (data["settled"] and data["folder"] == list(folder)):
             if data["listing"] != _listing(location).listing:
                 return None
-        elif data["env"] != _env_stat(location):
+            if not data["settled"] and folder[0] < time.time_ns() - _SETTLE_NS:
+                # Written while the folder was new; now one stat of it will do (and a site index).
+                write_cache(path, {**data, "folder": list(folder), "settled": True})
+        elif data["env"] != env_stat(location.path):
             return None
         heads = data["head_files"]
-        if _file_stats(location.versions_path, heads) != heads:
+        if file_stats(location.versions_path, heads) != heads:
             return None
         return RevisionIndex(tuple(data["heads"]), SplitSet(data["revisions"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-
-
-def _write_cache(cache_file: Path, data: dict) -> None:
-    payload = json.dumps({"format": _CACHE_FORMAT, **data}, separators=(",", ":"))
-    tmp = None
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(payload)
-        os.replace(tmp, cache_file)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)

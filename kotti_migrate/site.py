@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 import sqlalchemy as sa
 
 from . import database, records
+from .catalog import RevisionCatalog, catalog_of
 from .errors import ConfigurationError, LocationError
 from .kotti_site import is_kotti_site
 from .locations import (
-    ALEMBIC_VERSION_TABLE,
     Location,
     default_location,
     find_location,
@@ -32,15 +32,14 @@ from .locations import (
     split_setting,
 )
 from .scripts import (
-    RevisionCatalog,
     RevisionIndex,
-    catalog_of,
     folder_listing,
     remember_index,
     revision_catalog,
     revision_index,
 )
 from .settings import Options, alembic_ini_options
+from .version_tables import ALEMBIC_VERSION_TABLE
 
 if TYPE_CHECKING:  # pragma: no cover
     from .graph import LocationScripts

@@ -1,7 +1,9 @@
-"""Start-up: make the database follow the code when the app starts.
+"""Start-up the long way: make the database follow the code when the app starts.
 
-Runs once per app creation, as a Pyramid config action (so in a Kotti
-site before ``initialize_sql``), under a database-wide lock, in three steps:
+The start-up hook (:mod:`kotti_migrate.boot`) comes here when the cheap
+at-head check cannot tell (a fresh database, a location new or behind, a
+changed folder); ``kotti-migrate <ini> plan`` and ``prepare`` too.  Under a
+database-wide lock, in three steps:
 
 1. :func:`read_state` reads what the database and the code say (version
    tables, revision indexes, which of each location's tables exist);
@@ -17,35 +19,20 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from . import database, records
-from .commands import Migrations, RunReport
-from .errors import MigrateError
-from .kotti_site import (
-    adjust_for_engine,
-    kotti_bound_engine,
-    run_populators,
-    skip_kotti_rerun,
-    use_tables_without,
-)
-from .plan import Decision as Decision
-from .plan import LocationState as LocationState
-from .plan import Plan as Plan
-from .plan import RequiredTable as RequiredTable
-from .plan import SiteState as SiteState
-from .plan import plan as plan
-from .plan import tables_text
-from .plan import upgrade_command as upgrade_command
-from .settings import Options, app_folder, kotti_available, startup_disabled
+from .kotti_site import adjust_for_engine, run_populators
+from .plan import LocationState, Plan, RequiredTable, SiteState, plan, tables_text, upgrade_command
+from .settings import Options
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .commands import Migrations, RunReport
 
 log = logging.getLogger("kotti_migrate")
 
-#: The registry attribute :func:`on_startup` records its :class:`Plan` on
-#: (what start-up did; the Site Setup "Migrations" page shows it).
-STARTUP_RECORD = "kotti_migrate_startup"
 
 
 # -- reading and applying ----------------------------------------------------------
@@ -117,8 +104,7 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
     held_back = planned.held_back
     if held_back:
         log.info(
-            "tables of locations not at a known head are left as they are "
-            "(not created by create_all): %s",
+            "tables of locations not at a known head are left as they are (not created by create_all): %s",
             tables_text(held_back),
         )
     if state.creates_tables:
@@ -133,9 +119,7 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
     for loc in planned.stamps:
         report = migrations.stamp(loc, "heads")
         planned.reports.append(report)
-        log.info(
-            "%s stamped at %s", loc.spec, ", ".join(report.after) or "base (no revisions yet)"
-        )
+        log.info("%s stamped at %s", loc.spec, ", ".join(report.after) or "base (no revisions yet)")
 
 
 def _create_all(migrations: Migrations, held_back: set[str], existing: frozenset[str] | None) -> list[str]:
@@ -144,7 +128,7 @@ def _create_all(migrations: Migrations, held_back: set[str], existing: frozenset
     :returns: the names of the tables created
     """
     metadata = migrations.metadata
-    tables = _tables_to_create(migrations, held_back)
+    tables = tables_to_create(migrations, held_back)
     if existing is None:
         with database.connect(migrations.engine) as connection:
             existing = frozenset(records.table_names(connection))
@@ -161,7 +145,7 @@ def _create_all(migrations: Migrations, held_back: set[str], existing: frozenset
     return missing
 
 
-def _tables_to_create(migrations: Migrations, held_back: set[str]) -> list[Any] | None:
+def tables_to_create(migrations: Migrations, held_back: set[str]) -> list[Any] | None:
     """The tables create_all may create (None: all of the metadata)."""
     metadata = migrations.metadata
     tables = None
@@ -207,7 +191,8 @@ def run_startup(
         apply(migrations, planned, state)
         if migrations.uses_kotti:
             held = [d.location for d in planned.decisions if d.action == "warn"]
-            run_populators(migrations, [upgrade_command(config_file, loc) for loc in held])
+            behind = [upgrade_command(config_file, loc) for loc in held]
+            run_populators(migrations.settings, migrations.engine, behind)
     planned.seconds = time.perf_counter() - started
     planned.finished = datetime.datetime.now().astimezone()
     return planned
@@ -220,42 +205,3 @@ def preview(
     config_file = config_file or migrations.advice_ini
     state = read_state(migrations, migrations.options, config_file, auto_upgrade)
     return state, plan(state)
-
-
-def on_startup(
-    settings: Mapping[str, Any], registry: Any = None, options: Options | None = None
-) -> list[Decision]:
-    """The start-up hook: does nothing when disabled or while the CLI loads the app.
-
-    :param options: the settings as ``config.include('kotti_migrate')``
-        parsed them (parsed here when not given)
-    """
-    if options is None:
-        options = Options.from_settings(settings)
-    if not options.startup or startup_disabled():
-        return []
-    engine = None
-    if kotti_available():
-        # Kotti's session already bound (Kotti's test fixtures): work on that
-        # engine, the same database even for sqlite:// (in memory).
-        engine = kotti_bound_engine(settings.get("sqlalchemy.url"))
-    migrations = Migrations(settings, registry, here=app_folder(settings), engine=engine, options=options)
-    try:
-        planned = run_startup(migrations)
-        if registry is not None:
-            setattr(registry, STARTUP_RECORD, planned)
-        if migrations.uses_kotti and isinstance(settings, dict):
-            # Kotti's populators ran under the lock: Kotti's initialize_sql need not run them again.
-            skip_kotti_rerun(settings, registry, migrations.engine)
-        if migrations.uses_kotti and planned.held_back and isinstance(settings, dict):
-            # Kotti's initialize_sql runs create_all after this hook: keep it off them too.
-            settings["kotti.use_tables"] = use_tables_without(
-                migrations, [t.name for t in _tables_to_create(migrations, planned.held_back) or []],
-                planned.held_back,
-            )
-        return planned.decisions
-    except MigrateError as exc:
-        log.error("start-up failed: %s", exc)
-        raise
-    finally:
-        migrations.dispose()

@@ -13,14 +13,15 @@ when the page is first requested).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from . import database
+from .boot import STARTUP_RECORD, AtHead
 from .commands import Migrations
 from .errors import MigrateError
 from .kotti_site import PAGE_NAME, PAGE_TITLE, kotti_bound_engine
-from .startup import STARTUP_RECORD, Plan
+from .plan import Plan
+from .settings import app_folder
 from .values import Value, factory
 
 #: The view's name (``<site>/@@migrations``) and the page's title, in the Site Setup menu too.
@@ -93,7 +94,7 @@ def _decision_text(plan: Plan, spec: str) -> StartupLocation | None:
 def migrations_page(registry: Any) -> MigrationsPage:
     """Read where every location stands (and what start-up recorded) for the page."""
     settings = registry.settings
-    plan: Plan | None = getattr(registry, STARTUP_RECORD, None)
+    plan: Plan | AtHead | None = getattr(registry, STARTUP_RECORD, None)
     page = MigrationsPage()
     if plan is not None:
         page.startup_seconds = plan.seconds
@@ -104,7 +105,7 @@ def migrations_page(registry: Any) -> MigrationsPage:
     engine = kotti_bound_engine(settings.get("sqlalchemy.url"))
     migrations = None
     try:
-        migrations = Migrations(settings, registry, here=os.getcwd(), engine=engine)
+        migrations = Migrations(settings, registry, here=app_folder(settings), engine=engine)
         statuses = migrations.status()
     except MigrateError as exc:
         first = next(iter(str(exc).strip().splitlines()), type(exc).__name__)

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import tables, versions
+from helpers import execute, tables, versions
 
+from kotti_migrate.boot import AtHead, on_startup, start_up
 from kotti_migrate.commands import Migrations
 from kotti_migrate.locations import resolve_location
 from kotti_migrate.scripts import revision_index
-from kotti_migrate.startup import on_startup
 
 R1, R2, R3 = "aaaa00000001", "aaaa00000002", "aaaa00000003"
 VERSION_TABLE = "gadgets_addon_alembic_version"
@@ -276,7 +276,7 @@ def test_unwritable_cache_dir_does_not_break_startup(location_dir, tmp_path, sql
 #: Run in a process that cannot write the cache folder: start-up twice.
 READ_ONLY_STARTUP = """\
 import json, os, sys
-from kotti_migrate.startup import on_startup
+from kotti_migrate.boot import AtHead, on_startup, start_up
 settings = json.loads(sys.argv[1])
 cache = settings["kotti_migrate.cache_dir"]
 assert os.listdir(cache) and not os.access(cache, os.W_OK), "the cache folder is writable"
@@ -373,3 +373,118 @@ def test_older_file_replaced_keeping_the_folder_date_is_seen_by_status(location_
     assert [d.action for d in on_startup(settings)] == ["ok"]  # not seen at start-up
     assert Migrations(settings).status()[0].heads == (R1, R3)
     assert [d.action for d in on_startup(settings)] == ["warn"]  # behind head R1 now
+
+
+# -- the site index: an at-head boot reads one file, one stat per folder and file -------
+
+
+@pytest.fixture
+def settled_dir(location_dir):
+    """The location's folder dated back too: its index may trust one stat of it."""
+    age(location_dir / "versions", location_dir)
+    return location_dir
+
+
+def booted_at_head(settings: dict) -> None:
+    """Boot until start-up took the at-head path (the second boot writes nothing new)."""
+    on_startup(settings)
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+    assert isinstance(start_up(settings), AtHead)
+
+
+def test_an_at_head_boot_reads_the_site_index_only(settled_dir, cache_dir, sqlite_url, caplog):
+    settings = settings_for(sqlite_url, settled_dir, cache_dir)
+    assert [d.action for d in on_startup(settings)] == ["upgrade"]  # the long way, then the index
+    assert [p.name for p in cache_dir.glob("site-*.json")] != []
+    seen = imports(settled_dir)
+    with caplog.at_level(logging.INFO, logger="kotti_migrate"):
+        record = start_up(settings)
+    assert isinstance(record, AtHead)
+    assert [d.action for d in record.decisions] == ["ok"]
+    assert f"is at its head {R2}" in caplog.text  # the same line as the long way logs
+    assert record.seconds is not None and record.finished is not None
+    assert imports(settled_dir) == seen
+
+
+def test_an_at_head_boot_sees_what_the_long_way_sees(settled_dir, cache_dir, sqlite_url, caplog):
+    """A new revision file, the database moved back, a version table gone: the long way decides."""
+    settings = settings_for(sqlite_url, settled_dir, cache_dir)
+    booted_at_head(settings)
+    execute(sqlite_url, f"UPDATE {VERSION_TABLE} SET version_num = '{R1}'")  # another tool downgraded
+    assert [d.action for d in on_startup(settings)] == ["warn"]
+    execute(sqlite_url, f"UPDATE {VERSION_TABLE} SET version_num = '{R2}'")
+    booted_at_head(settings)
+    write_revision(settled_dir / "versions", R3, R2, table="gadgets")
+    assert [d.action for d in on_startup(settings)] == ["warn"]
+    assert [d.action for d in on_startup({**settings, "kotti_migrate.auto_upgrade": "true"})] == ["upgrade"]
+    assert "gadgets" in tables(sqlite_url)
+    assert not isinstance(start_up(settings), AtHead)  # the folder just changed: not trusted yet
+    age(*(settled_dir / "versions").iterdir(), settled_dir / "versions")
+    booted_at_head(settings)
+    # Another, empty database for the same code: its version table is missing.
+    other = {**settings, "sqlalchemy.url": sqlite_url.replace("site.db", "other.db")}
+    with caplog.at_level(logging.INFO, logger="kotti_migrate"):
+        record = start_up(other)
+    assert not isinstance(record, AtHead)
+    assert [d.action for d in record.decisions] == ["upgrade"]
+    assert versions(other["sqlalchemy.url"], VERSION_TABLE) == [R3]
+
+
+def test_an_index_written_while_the_folder_was_new_is_trusted_once_it_settled(
+    location_dir, cache_dir, sqlite_url, monkeypatch
+):
+    """A first boot right after the files were installed: later boots take the at-head path."""
+    import kotti_migrate.scripts
+
+    age(location_dir / "versions", seconds=10)  # revision files 60 s old, their folder 10 s
+    settings = settings_for(sqlite_url, location_dir, cache_dir)
+    monkeypatch.setattr(kotti_migrate.scripts, "_SETTLE_NS", 30 * 10**9)  # as if the folder were new
+    on_startup(settings)
+    assert [d.action for d in on_startup(settings)] == ["ok"]
+    assert not isinstance(start_up(settings), AtHead)
+    assert list(cache_dir.glob("site-*.json")) == []
+    seen = imports(location_dir)
+    monkeypatch.undo()  # time passed: the folder is 10 s old, so settled
+    assert not isinstance(start_up(settings), AtHead)  # the index is marked settled, the site index written
+    assert isinstance(start_up(settings), AtHead)
+    assert imports(location_dir) == seen  # no revision file loaded for it
+
+
+def test_what_names_the_version_table_changing_is_seen_at_head(settled_dir, cache_dir, sqlite_url):
+    settings = settings_for(sqlite_url, settled_dir, cache_dir)
+    booted_at_head(settings)
+    # The setting naming the version table: a site index of its own (another key).
+    renamed = {**settings, "kotti_migrate.version_table.gadgets_addon": "gadgets_versions"}
+    record = start_up(renamed)
+    assert not isinstance(record, AtHead)
+    assert [d.location.version_table for d in record.decisions] == ["gadgets_versions"]
+    # An env.py written into the location (it names the version table): its stat differs.
+    booted_at_head(settings)
+    env = settled_dir / "env.py"
+    env.write_text(
+        "from kotti_migrate.environment import run_default_environment\n\nrun_default_environment()\n"
+    )
+    age(env)
+    assert not isinstance(start_up(settings), AtHead)
+    booted_at_head(settings)
+
+
+def test_a_package_installed_elsewhere_is_seen_at_head(settled_dir, cache_dir, sqlite_url, monkeypatch):
+    """The asset spec ``gadgets_addon:alembic`` names another folder once the package moved."""
+    import importlib
+    import shutil
+
+    src = settled_dir.parent.parent
+    monkeypatch.syspath_prepend(str(src))
+    settings = settings_for(sqlite_url, settled_dir, cache_dir, kotti__alembic_dirs="gadgets_addon:alembic")
+    booted_at_head(settings)
+    other = src.parent / "other-site-packages"
+    shutil.copytree(src / "gadgets_addon", other / "gadgets_addon", copy_function=shutil.copy2)
+    age(other / "gadgets_addon" / "alembic" / "versions", other / "gadgets_addon" / "alembic")
+    monkeypatch.syspath_prepend(str(other))
+    importlib.invalidate_caches()
+    record = start_up(settings)
+    assert not isinstance(record, AtHead)
+    assert [str(d.location.path) for d in record.decisions] == [
+        str((other / "gadgets_addon" / "alembic").resolve())
+    ]

@@ -76,19 +76,19 @@ import os
 
 def pytest_configure(config):
     import kotti
-    from kotti_migrate import startup
+    from kotti_migrate import boot
 
     includes = kotti.conf_defaults.get("pyramid.includes", "")
     kotti.conf_defaults["pyramid.includes"] = (includes + " kotti_migrate").strip()
-    original = startup.on_startup
+    original = boot.start_up
 
-    def on_startup(*args, **kw):
-        decisions = original(*args, **kw)
+    def start_up(*args, **kw):
+        record = original(*args, **kw)
         with open(os.environ["KOTTI_SUITE_STARTUPS"], "a") as out:
-            out.write("%d\\n" % len(decisions))
-        return decisions
+            out.write("%d\\n" % len(record.decisions if record is not None else []))
+        return record
 
-    startup.on_startup = on_startup
+    boot.start_up = start_up
 '''
 
 

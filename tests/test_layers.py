@@ -197,7 +197,7 @@ def test_a_long_module_and_a_long_class_are_found(tmp_path):
 def test_importing_the_start_up_path_imports_no_alembic_or_mako():
     """``config.include('kotti_migrate')`` at head needs neither: they are imported where used."""
     code = (
-        "import sys, kotti_migrate, kotti_migrate.startup, kotti_migrate.probe\n"
+        "import sys, kotti_migrate, kotti_migrate.startup, kotti_migrate.boot, kotti_migrate.probe\n"
         "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako'))))\n"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -207,10 +207,27 @@ def test_importing_the_start_up_path_imports_no_alembic_or_mako():
     assert loaded.stdout.strip() == "True"  # the check can see an import
 
 
+def test_an_at_head_boot_imports_only_what_it_needs():
+    """``config.include('kotti_migrate')`` imports the start-up hook and what an at-head check
+    uses; the planner, revision indexes, models and Alembic's machinery only on the long way."""
+    code = (
+        "import sys, kotti_migrate, kotti_migrate.boot\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('kotti_migrate.'))))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == [
+        f"kotti_migrate.{name}"
+        for name in (
+            "boot", "cache", "database", "errors", "kotti_site", "locations", "records", "settings", "values",
+        )
+    ]  # fmt: skip
+
+
 def test_the_start_up_path_defines_no_dataclass():
     """A dataclass costs about 1 ms to define (compiled methods): the boot path uses values.Value."""
     code = (
-        "import sys, dataclasses, kotti_migrate, kotti_migrate.startup, kotti_migrate.probe\n"
+        "import sys, dataclasses, kotti_migrate, kotti_migrate.startup, kotti_migrate.boot\n"
+        "import kotti_migrate.probe\n"
         "import kotti_migrate.views\n"
         "print(' '.join(sorted(f'{m.__name__}.{name}' for m in list(sys.modules.values())\n"
         "    if m.__name__.startswith('kotti_migrate') for name, value in vars(m).items()\n"

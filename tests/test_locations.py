@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kotti_migrate.errors import ConfigurationError, LocationError
-from kotti_migrate.locations import resolve_location, resolve_locations, version_table_for
+from kotti_migrate.locations import resolve_location, resolve_locations
+from kotti_migrate.version_tables import version_table_for
 
 
 def make_env(root, *parts, package=True):

@@ -1,6 +1,6 @@
 """The start-up planner, one row of README's decision table per case.
 
-``kotti_migrate.startup.plan`` reads nothing and changes nothing: these
+``kotti_migrate.plan.plan`` reads nothing and changes nothing: these
 tests hand it a database state and check what it decides.
 """
 
@@ -12,7 +12,7 @@ import pytest
 
 from kotti_migrate.errors import MigrationsRequired, UnknownDatabaseRevision
 from kotti_migrate.locations import Location
-from kotti_migrate.startup import LocationState, RequiredTable, SiteState, plan
+from kotti_migrate.plan import LocationState, RequiredTable, SiteState, plan
 
 ADDON = Location("kotti_recipes:alembic", Path("/x"), "kotti_recipes", "kotti_recipes_alembic_version")
 HEADS = ("c3",)
