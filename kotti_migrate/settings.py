@@ -179,6 +179,9 @@ def pastedeploy_config_file() -> str | None:
         return None
     frame = sys._getframe(1)
     while frame is not None:
+        if "context" not in frame.f_code.co_varnames:  # f_locals would copy every frame's locals
+            frame = frame.f_back
+            continue
         context = frame.f_locals.get("context")
         if isinstance(context, LoaderContext):
             path = (getattr(context, "global_conf", None) or {}).get("__file__")
