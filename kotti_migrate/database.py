@@ -37,13 +37,14 @@ def mask_url(url: str | sa.engine.URL) -> str:
         return "<unparsable database URL>"
 
 
-_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]+@")
+#: A URL's password (compiled by ``re`` on first use: an error path, not start-up's).
+_URL_PASSWORD = r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]+@"
 
 
 def scrub(text: str, url: str | sa.engine.URL | None = None) -> str:
     """Remove passwords from ``text``: any ``scheme://user:password@`` and,
     when ``url`` is given, its password wherever it appears."""
-    text = _URL_PASSWORD.sub(r"\1***@", text)
+    text = re.sub(_URL_PASSWORD, r"\1***@", text)
     if url is None:
         return text
     try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from pathlib import Path
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
@@ -30,7 +29,6 @@ KOTTI_LOCATION = "kotti:alembic"
 #: Registry key under which ``add_alembic_dir`` stores its locations.
 REGISTRY_KEY = "kotti_migrate.registered_locations"
 
-_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class Location(Value, frozen=True):
@@ -73,7 +71,7 @@ def is_asset_spec(spec: str) -> bool:
     if os.path.isabs(spec) or ":" not in spec:
         return False
     package = spec.split(":", 1)[0]
-    return bool(_DOTTED.match(package))
+    return all(part.isidentifier() for part in package.split("."))  # a dotted name
 
 
 def package_folder(package: str, spec: str) -> Path:
