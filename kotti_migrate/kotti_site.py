@@ -311,28 +311,50 @@ def run_in_kotti_transaction(context: Any, engine: Any, options: dict) -> None:
     through the ORM and its version row) commits as it completes, in a
     transaction of its own, and a failing step rolls back alone.  Unlike
     Kotti's env.py, an error is not swallowed: it reaches the caller.
+
+    Each step runs in a transaction of the connection.  A step that used
+    ``DBSession`` (the session joined it, and Kotti's transaction manager)
+    is committed through the transaction manager first, which flushes the
+    session; a step that did not costs no two-phase commit.
     """
     import transaction
     from kotti import DBSession
     from zope.sqlalchemy import mark_changed
 
-    def begin() -> None:
-        transaction.begin()
-        DBSession.connection()  # the step's statements run in the session's transaction
+    def session_used() -> bool:
+        if not DBSession.registry.has():
+            return False
+        session = DBSession()
+        return bool(session.in_transaction() or session.new or session.dirty or session.deleted)
+
+    def end_step(commit: bool) -> None:
+        if session_used():
+            if commit:
+                mark_changed(DBSession())
+                transaction.commit()  # flushes; the connection's transaction commits below
+            else:
+                transaction.abort()
+            DBSession.remove()
+        step = steps.pop()
+        if commit:
+            step.commit()
+        else:
+            step.rollback()
 
     def commit_step(**kw: Any) -> None:
-        mark_changed(DBSession())
-        transaction.commit()
-        begin()
+        end_step(commit=True)
+        transaction.begin()
+        steps.append(connection.begin())
 
     callbacks = [*(options.get("on_version_apply") or ()), commit_step]
     with engine.connect() as connection, kotti_session(connection):
-        begin()
+        steps = [connection.begin()]
+        transaction.begin()
         try:
             context.configure(connection=connection, **{**options, "on_version_apply": callbacks})
             context.run_migrations()
-            mark_changed(DBSession())
         except BaseException:
-            transaction.abort()
+            if steps:
+                end_step(commit=False)
             raise
-        transaction.commit()
+        end_step(commit=True)

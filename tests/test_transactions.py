@@ -130,6 +130,47 @@ def test_failing_revision_leaves_the_revisions_before_it(site, db_url, tmp_path)
     assert query(db_url, "SELECT name FROM steps") == [("three",)]
 
 
+ROOT_TEXT = "SELECT n.title, c.description FROM nodes n JOIN contents c ON c.id = n.id WHERE n.parent_id IS NULL"
+ORM_R2 = """
+from kotti import DBSession
+from kotti.resources import Node
+DBSession.query(Node).filter(Node.parent_id == None).one().title = "renamed by r2"
+DBSession.execute(sa.text("UPDATE steps SET name = 'two'"))
+"""
+ORM_R3 = """
+from kotti import DBSession
+from kotti.resources import Node
+DBSession.query(Node).filter(Node.parent_id == None).one().description = "written by r3"
+op.add_column("steps", sa.Column("extra", sa.Integer))
+"""
+
+
+@pytest.mark.skipif(STACK != "kotti", reason="Kotti's DBSession: the Kotti stack")
+def test_revisions_writing_through_kottis_session_commit_with_their_step(site, db_url, tmp_path):
+    """A step that used ``DBSession`` commits its ORM changes with its version row; a failing one
+    rolls them back with its schema changes; steps that did not use it are committed alike."""
+    fresh_site(site, db_url)
+    failing = ORM_R3 + 'raise RuntimeError("boom in r3")\n'
+    loc = steps_location(tmp_path, [(R1, None, CREATE_STEPS), (R2, R1, ORM_R2), (R3, R2, failing)])
+    ini = site(db_url, extra=[loc])
+    line = last_line(cli_process(ini, "upgrade", f"--scripts={loc}"))
+    assert f"revision {R3} failed: RuntimeError: boom in r3" in line
+    assert versions(db_url, TABLE) == [R2]
+    assert query(db_url, "SELECT name FROM steps") == [("two",)]
+    assert query(db_url, ROOT_TEXT) == [
+        ("renamed by r2", "Congratulations! You have successfully installed Kotti.")
+    ]
+    assert columns(db_url, "steps") == {"id", "name"}
+
+    write_location(loc, [(R3, R2, ORM_R3)])
+    assert cli(ini, "upgrade", f"--scripts={loc}").code == 0
+    assert versions(db_url, TABLE) == [R3]
+    assert query(db_url, ROOT_TEXT) == [
+        ("renamed by r2", "written by r3")
+    ]
+    assert columns(db_url, "steps") == {"id", "name", "extra"}
+
+
 def test_killed_upgrade_leaves_the_last_completed_revision(site, db_url, tmp_path):
     fresh_site(site, db_url)
     marker = tmp_path / "in-revision-2"
