@@ -37,14 +37,20 @@ class Progress:
     spec: str
     total: int
     number: int = 0
+    #: The line of the step under way (made once per step).
+    _line: str = ""
 
     def started(self, step: Any) -> None:
         self.number += 1
-        progress_log.info("%s ...", self._what(step))
+        self._line = ""
+        if progress_log.isEnabledFor(logging.INFO):
+            self._line = self._what(step)
+            progress_log.info("%s ...", self._line)
 
     def finished(self, step: Any, seconds: float, outcome: str = "") -> None:
-        done = f"{outcome} after" if outcome else "done in"
-        progress_log.info("%s %s %.3f s", self._what(step), done, seconds)
+        if progress_log.isEnabledFor(logging.INFO):
+            done = f"{outcome} after" if outcome else "done in"
+            progress_log.info("%s %s %.3f s", self._line or self._what(step), done, seconds)
 
     def _what(self, step: Any) -> str:
         revision = getattr(getattr(step, "revision", None), "revision", None) or "?"
@@ -97,13 +103,19 @@ class StepRecorder:
             self.progress.finished(self.pending_step, time.perf_counter() - self._started, "failed")
 
     def _completed(self, step: Any) -> None:
-        info = step.info
-        if info.is_stamp:
-            revs, direction = info.destination_revision_ids, "stamp"
+        script = getattr(step, "revision", None)  # a revision's step (Alembic's RevisionStep)
+        if script is not None and getattr(script, "revision", None):
+            revs, is_stamp = (script.revision,), False  # what step.info (built per access) would say
+            direction = "upgrade" if step.is_upgrade else "downgrade"
         else:
-            revs = info.up_revision_ids
-            direction = "upgrade" if info.is_upgrade else "downgrade"
-        doc = "" if info.is_stamp else (getattr(step, "doc", None) or "")
+            info = step.info
+            is_stamp = info.is_stamp
+            if is_stamp:
+                revs, direction = info.destination_revision_ids, "stamp"
+            else:
+                revs = info.up_revision_ids
+                direction = "upgrade" if info.is_upgrade else "downgrade"
+        doc = "" if is_stamp else (getattr(step, "doc", None) or "")
         lines = doc.strip().splitlines()
         seconds = time.perf_counter() - self._started
         self.applied.append(

@@ -145,7 +145,7 @@ op.add_column("steps", sa.Column("extra", sa.Integer))
 """
 
 
-@pytest.mark.skipif(STACK != "kotti", reason="Kotti's DBSession: the Kotti stack")
+@pytest.mark.kotti
 def test_revisions_writing_through_kottis_session_commit_with_their_step(site, db_url, tmp_path):
     """A step that used ``DBSession`` commits its ORM changes with its version row; a failing one
     rolls them back with its schema changes; steps that did not use it are committed alike."""
