@@ -343,13 +343,11 @@ def run_in_kotti_transaction(context: Any, engine: Any, options: dict) -> None:
 
     def commit_step(**kw: Any) -> None:
         end_step(commit=True)
-        transaction.begin()
-        steps.append(connection.begin())
+        steps.append(connection.begin())  # the transaction manager begins its next one when used
 
     callbacks = [*(options.get("on_version_apply") or ()), commit_step]
     with engine.connect() as connection, kotti_session(connection):
         steps = [connection.begin()]
-        transaction.begin()
         try:
             context.configure(connection=connection, **{**options, "on_version_apply": callbacks})
             context.run_migrations()
