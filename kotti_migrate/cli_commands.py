@@ -201,14 +201,14 @@ def plan(r: Runner) -> int:
     changes = False
     for decision, loc_state in zip(planned.decisions, state.locations):
         line = describe(decision, loc_state)
-        if decision.action in ("upgrade", "adopt"):
+        if decision.action in ("upgrade", "adopt", "install"):
             pending = [s for s in reversed(m.status(decision.location)[0].pending)]
             if decision.reason in ("differ", "no-models") or loc_state.current is None:
                 pending = list(reversed(m.catalog(decision.location).revisions))
             line += ": " + ", ".join(revision_label(s) for s in pending)
         changes = changes or decision.action != "ok"
         r.echo(f"{decision.location.spec}: {line}")
-        if r.args.sql and decision.action in ("upgrade", "adopt"):
+        if r.args.sql and decision.action in ("upgrade", "adopt", "install"):
             for report in m.upgrade(decision.location, sql=True):
                 r.report(report, "Upgrading")
     if planned.error is not None:

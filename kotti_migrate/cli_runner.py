@@ -128,6 +128,9 @@ def describe(decision: Any, state: Any = None) -> str:
             "match": "its tables match the models: stamp at head",
         }.get(decision.reason, "stamp at head")
         return f"{what} {heads}".rstrip() if state is not None else what
+    if decision.action == "install":
+        what = "new to this database, its revisions create tables no model defines"
+        return f"{what}: create_all, then upgrade from base to {heads or 'head'}"
     if decision.action == "adopt":
         return f"its tables exist and differ from the models: upgrade from base to {heads or 'head'}"
     if decision.action == "upgrade":

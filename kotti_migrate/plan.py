@@ -11,6 +11,10 @@ empty (or only empty version tables)        any            create_all, stamp eve
                                                            location at its head(s)
 location without version rows, its          any            create_all creates them,
 tables absent (add-on just installed)                      stamped at head(s)
+empty database, or location without          any            create_all, then its
+version rows, owning no model's table,                     migrations run from base
+whose revisions create tables no model                     to head(s)
+defines, none of them there
 location without version rows, its          any            upgraded from base to
 tables there, differing from the models                    head(s), then recorded
 location without version rows, its          any            stamped at head(s)
@@ -55,6 +59,8 @@ class LocationState(Value, frozen=True):
     :ivar differences: for a location without version rows whose tables
         exist, what the models would change in them (empty: they match);
         None when not compared
+    :ivar unmodelled: tables its revision files create that no model
+        defines (read only for a location new to the database)
     """
 
     location: Location
@@ -64,6 +70,7 @@ class LocationState(Value, frozen=True):
     owned: frozenset[str] = frozenset()
     existing: frozenset[str] = frozenset()
     differences: tuple[str, ...] | None = None
+    unmodelled: frozenset[str] = frozenset()
 
     @property
     def unstamped(self) -> bool:
@@ -119,10 +126,12 @@ class Decision(Value):
 
     :ivar action: ``stamp`` (record the head(s) after create_all),
         ``upgrade`` (run migrations before create_all), ``adopt`` (upgrade
-        from base: tables that predate the migrations), ``ok`` (at head),
-        ``warn`` (left as it is, with a warning)
-    :ivar reason: ``fresh``, ``new``, ``match``, ``no-models``, ``pending``,
-        ``unknown`` or ``head``
+        from base: tables that predate the migrations), ``install`` (run
+        its migrations from base after create_all: they create tables no
+        model defines), ``ok`` (at head), ``warn`` (left as it is, with a
+        warning)
+    :ivar reason: ``fresh``, ``new``, ``match``, ``no-models``, ``unmodelled``,
+        ``pending``, ``unknown`` or ``head``
     :ivar message: the log line
     """
 
@@ -160,6 +169,11 @@ class Plan(Value):
     def stamps(self) -> list[Location]:
         return [d.location for d in self.decisions if d.action == "stamp"]
 
+    @property
+    def installs(self) -> list[Location]:
+        """Locations whose migrations run from base after create_all."""
+        return [d.location for d in self.decisions if d.action == "install"]
+
 
 def upgrade_command(config_file: str, location: Location) -> str:
     """The exact ``kotti-migrate`` command that upgrades ``location``."""
@@ -191,6 +205,12 @@ def _decide(state: SiteState, ls: LocationState) -> Decision:
             loc, "upgrade", "no-models",
             f"{loc.spec} has no version table and no models to create tables from: "
             "upgrading from base to head",
+        )  # fmt: skip
+    if (state.fresh or ls.unstamped) and _unmodelled(state, ls):
+        return Decision(
+            loc, "install", "unmodelled",
+            f"{loc.spec} is new to this database and its revisions create tables no model defines "
+            f"({tables_text(ls.unmodelled)}): running its migrations from base to {heads}",
         )  # fmt: skip
     if state.fresh:
         return Decision(loc, "stamp", "fresh")
@@ -237,6 +257,12 @@ def _decide(state: SiteState, ls: LocationState) -> Decision:
         f"may fail until it is upgraded; run: {upgrade_command(state.config_file, loc)}",
         logging.WARNING, ls.owned,
     )  # fmt: skip
+
+
+def _unmodelled(state: SiteState, ls: LocationState) -> bool:
+    """A location of migrations only: no model's table is its own, its revisions create tables
+    that no model defines, and none of them exists (create_all cannot make them)."""
+    return bool(ls.heads and not ls.owned and ls.unmodelled and not ls.unmodelled & state.tables)
 
 
 def _cannot_serve(state: SiteState, result: Plan) -> MigrateError | None:

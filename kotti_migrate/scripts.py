@@ -119,6 +119,28 @@ def default_cache_dir() -> Path:
     return Path(base) / "kotti_migrate"
 
 
+#: ``create_table("name"`` (``op.create_table``, a batch's or a helper's of the same name).
+_CREATE_TABLE = r"""create_table\(\s*(?:name\s*=\s*)?["']([A-Za-z_][A-Za-z0-9_]*)["']"""
+
+
+def created_tables(location: Location) -> frozenset[str]:
+    """Names of the tables the revision files of ``location`` create (``create_table("name", ...)``
+    with a literal name), read from their source: never imported.  For start-up's decision about a
+    location new to the database; a name built at run time is not seen."""
+    import re
+
+    names: set[str] = set()
+    with os.scandir(location.versions_path) as it:
+        for entry in it:
+            if entry.name.endswith(".py") and entry.is_file():
+                try:
+                    with open(entry.path, encoding="utf-8") as fh:
+                        names.update(re.findall(_CREATE_TABLE, fh.read()))
+                except (OSError, UnicodeDecodeError):
+                    continue
+    return frozenset(names)
+
+
 def revision_index(location: Location, cache_dir: Path | None = None) -> RevisionIndex:
     """Heads and revision ids of ``location``, cached on disk (start-up's view).
 

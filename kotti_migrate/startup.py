@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from . import database, records
 from .kotti_site import adjust_for_engine, run_populators
 from .plan import LocationState, Plan, RequiredTable, SiteState, plan, tables_text, upgrade_command
+from .scripts import created_tables
 from .settings import Options
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,9 +61,14 @@ def read_state(
         differences = None
         if not fresh and not current and present:  # unstamped: compare with the models
             differences = tuple(migrations.schema_differences(set(present)))
+        unmodelled: frozenset[str] = frozenset()
+        if creates_tables and index.heads and not owned and (fresh or current is None):
+            # New to the database, no model of its own: do its revisions create tables?
+            modelled = {table.name for table in migrations.metadata.tables.values()}
+            unmodelled = created_tables(loc) - modelled
         states.append(
             LocationState(loc, current, tuple(index.heads), index.revisions, owned, present,
-                          differences)
+                          differences, unmodelled)
         )  # fmt: skip
     required: tuple[RequiredTable, ...] = ()
     if creates_tables and any(s.current is not None and not s.at_head for s in states):
@@ -116,6 +122,10 @@ def apply(migrations: Migrations, planned: Plan, state: SiteState) -> None:
                 "%screated %d table(s) from the models: %s",
                 what, len(created), ", ".join(created),
             )  # fmt: skip
+    for loc in planned.installs:  # after create_all: their revisions may use the models' tables
+        for report in migrations.upgrade(loc):
+            planned.reports.append(report)
+            _log_report(report)
     for loc in planned.stamps:
         report = migrations.stamp(loc, "heads")
         planned.reports.append(report)

@@ -583,3 +583,15 @@ try:  # like Kotti's env.py: print the error, carry on
 except Exception:
     traceback.print_exc()
 '''
+
+
+#: An add-on of migrations only: no model defines the table its revisions create.
+BOOKMARKS = [
+    ("b00000000001", None, """
+        op.create_table(
+            "bookmarks", sa.Column("id", sa.Integer, primary_key=True), sa.Column("url", sa.String(200))
+        )
+        op.execute("INSERT INTO bookmarks (id, url) VALUES (1, 'https://example.org')")
+    """),
+    ("b00000000002", "b00000000001", 'op.add_column("bookmarks", sa.Column("title", sa.String(50)))'),
+]  # fmt: skip

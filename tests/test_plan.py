@@ -21,14 +21,15 @@ OWNED = frozenset({"recipes", "menus"})
 
 
 def decide(current, existing=frozenset(), differences=None, fresh=False, auto=False, creates=True,
-           required=(), heads=HEADS):  # fmt: skip
+           required=(), heads=HEADS, owned=OWNED, unmodelled=frozenset(), tables=frozenset()):  # fmt: skip
     state = SiteState(
-        locations=(LocationState(ADDON, current, heads, KNOWN, OWNED, existing, differences),),
+        locations=(LocationState(ADDON, current, heads, KNOWN, owned, existing, differences, unmodelled),),
         fresh=fresh,
         creates_tables=creates,
         auto_upgrade=auto,
         config_file="site.ini",
         required=required,
+        tables=tables,
     )
     result = plan(state)
     return result, (result.decisions[0] if result.decisions else None)
@@ -55,6 +56,19 @@ ROWS = [
     ("behind, auto-upgrade on", dict(current=("c2",), auto=True), "upgrade", "pending"),
     ("behind, auto-upgrade off, can serve", dict(current=("c2",)), "warn", "pending"),
     ("unknown revision, auto-upgrade off", dict(current=("ffff",)), "warn", "unknown"),
+    # Migrations only: no model's table is the location's own; its revisions create "notes".
+    ("empty database, migrations only", dict(current=None, fresh=True, owned=frozenset(),
+     unmodelled=frozenset({"notes"})), "install", "unmodelled"),
+    ("no version table, migrations only, their tables absent", dict(current=None, owned=frozenset(),
+     unmodelled=frozenset({"notes"})), "install", "unmodelled"),
+    ("no version table, migrations only, their tables there", dict(current=None, owned=frozenset(),
+     unmodelled=frozenset({"notes"}), tables=frozenset({"notes"})), "stamp", "new"),
+    ("no version table, own models, its revisions create others", dict(current=None,
+     unmodelled=frozenset({"notes"})), "stamp", "new"),
+    ("migrations only, no models at all", dict(current=None, fresh=True, creates=False, owned=frozenset(),
+     unmodelled=frozenset({"notes"})), "upgrade", "no-models"),
+    ("migrations only, behind", dict(current=("c2",), owned=frozenset(), unmodelled=frozenset({"notes"})),
+     "warn", "pending"),
 ]  # fmt: skip
 
 
@@ -63,6 +77,16 @@ def test_decision_table(row, kwargs, action, reason):
     result, decision = decide(**kwargs)
     assert (decision.action, decision.reason) == (action, reason)
     assert result.error is None
+
+
+def test_a_location_of_migrations_only_says_which_tables_its_migrations_create():
+    notes = frozenset({"notes", "a"})
+    result, decision = decide(current=None, fresh=True, owned=frozenset(), unmodelled=notes)
+    assert result.installs == [ADDON] and result.stamps == []
+    assert decision.message == (
+        "kotti_recipes:alembic is new to this database and its revisions create tables no model "
+        "defines (a, notes): running its migrations from base to c3"
+    )
 
 
 def test_only_locations_left_behind_hold_back_their_own_tables():

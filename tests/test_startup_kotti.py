@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import (
+    BOOKMARKS,
     KOTTI_HEAD,
     NOTES_FIRST,
     NOTES_HEAD,
@@ -109,6 +110,36 @@ def test_addon_installed_later_gets_its_tables_and_is_stamped(kotti_ini, db_url,
     assert "kotti_notes:alembic is new to this database" in info
     assert f"kotti_notes:alembic stamped at {NOTES_HEAD}" in info
     assert "upgrade a1b2c3d4e5f6" not in info  # nothing migrated: create_all made the tables
+
+
+@pytest.mark.parametrize("when", ["fresh database", "added later"])
+def test_addon_of_migrations_only_gets_the_tables_its_migrations_create(
+    kotti_ini, db_url, booted_kotti_site, tmp_path, when
+):
+    """create_all cannot make them: its migrations run from base, after create_all."""
+    if when == "added later":
+        booted_kotti_site(db_url)
+    loc = write_location(tmp_path / "pkgs" / "bookmarks_addon" / "alembic", BOOKMARKS)
+    ini = kotti_ini(db_url, kotti__alembic_dirs=f"kotti:alembic {loc}")
+    result = boot(ini)
+    started(result)
+    assert versions(db_url, "bookmarks_addon_alembic_version") == ["b00000000002"]
+    assert columns(db_url, "bookmarks") == {"id", "url", "title"}
+    assert query(db_url, "SELECT url FROM bookmarks") == [("https://example.org",)]
+    assert versions(db_url, "kotti_alembic_version") == [KOTTI_HEAD]
+    assert versions(db_url, "kotti_notes_alembic_version") == [NOTES_HEAD]
+    assert roots(db_url) == 1
+    info = "\n".join(logged(result.err, "INFO"))
+    assert (
+        f"{loc} is new to this database and its revisions create tables no model defines (bookmarks): "
+        "running its migrations from base to b00000000002"
+    ) in info
+    assert logged(result.err, "WARNING") == []
+
+    again = boot(ini)  # at head: nothing runs again
+    started(again)
+    assert "running its migrations" not in again.err and "upgrade b0000" not in again.err
+    assert query(db_url, "SELECT count(*) FROM bookmarks") == [(1,)]
 
 
 # -- c. add-on whose tables predate its migrations ------------------------------------------

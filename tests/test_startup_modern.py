@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import (
+    BOOKMARKS,
     boot,
     cli,
     columns,
@@ -64,6 +65,20 @@ def test_fresh_database_is_created_and_stamped(modern_ini, db_url):
     assert (served.status, served.body) == (200, "items: 1")
     assert "stamped" not in served.err
     assert versions(db_url, VERSION_TABLE) == [HEAD]
+
+
+def test_location_of_migrations_only_gets_the_tables_its_migrations_create(modern_ini, db_url, tmp_path):
+    loc = write_location(tmp_path / "pkgs" / "bookmarks_addon" / "alembic", BOOKMARKS)
+    ini = modern_ini(db_url, kotti__alembic_dirs=f"{SPEC} {loc}")
+    result = boot(ini)
+    started(result)
+    assert versions(db_url, "bookmarks_addon_alembic_version") == ["b00000000002"]
+    assert columns(db_url, "bookmarks") == {"id", "url", "title"}
+    assert versions(db_url, VERSION_TABLE) == [HEAD]  # the app's own: created from the models, stamped
+    assert f"{SPEC} stamped at {HEAD}" in "\n".join(logged(result.err, "INFO"))
+    assert "its revisions create tables no model defines (bookmarks)" in result.err
+    started(boot(ini))
+    assert query(db_url, "SELECT count(*) FROM bookmarks") == [(1,)]
 
 
 def test_existing_tables_without_version_table_are_upgraded_from_base(modern_ini, db_url):

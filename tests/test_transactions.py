@@ -130,7 +130,9 @@ def test_failing_revision_leaves_the_revisions_before_it(site, db_url, tmp_path)
     assert query(db_url, "SELECT name FROM steps") == [("three",)]
 
 
-ROOT_TEXT = "SELECT n.title, c.description FROM nodes n JOIN contents c ON c.id = n.id WHERE n.parent_id IS NULL"
+ROOT_TEXT = (
+    "SELECT n.title, c.description FROM nodes n JOIN contents c ON c.id = n.id WHERE n.parent_id IS NULL"
+)
 ORM_R2 = """
 from kotti import DBSession
 from kotti.resources import Node
