@@ -39,6 +39,7 @@ __all__ = [
     "RevisionError",
     "RunReport",
     "UnknownDatabaseRevision",
+    "add_alembic_dir",
     "includeme",
     "resolve_location",
 ]
