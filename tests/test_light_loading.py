@@ -20,6 +20,7 @@ import pytest
 from helpers import (
     KOTTI_HEAD,
     NOTES_HEAD,
+    add_pserve_sections,
     boot,
     cli,
     cli_process,
@@ -220,3 +221,18 @@ def test_a_dotted_setting_that_cannot_be_imported_fails_read_only_commands(
         result = boot(ini)  # what pserve does
         last = result.err.strip().splitlines()[-1]
         assert result.code != 0 and "No module named 'no_such_populate_mod'" in last, result.err
+
+
+def test_an_ini_with_logging_imports_no_autogenerate_and_shows_no_plugin_lines(
+    kotti_ini, sqlite_url, booted_kotti_site
+):
+    """[loggers] showing alembic's INFO: `status` stays light; `check` (autogenerate) adds no plugin lines."""
+    booted_kotti_site(sqlite_url)
+    ini = kotti_ini(sqlite_url)
+    add_pserve_sections(ini)  # the root logger at INFO on stderr
+    ok(cli_process(ini, "status"))  # builds the revision index
+    assert heavy_imports(ini, "status", prefixes=("alembic.autogenerate",)) == (0, [])
+    check = cli_process(ini, "check")
+    assert check.code == 0, check.err
+    assert "INFO [alembic" in check.err  # the ini's logging is applied
+    assert "plugin" not in check.err
