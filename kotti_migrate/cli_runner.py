@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from . import database
 from .commands import Migrations, RunReport
+from .errors import MigrationFailed
 from .loading import split_config_uri
 from .locations import Location
 from .startup import run_startup
@@ -95,6 +96,15 @@ class Runner:
                 return False
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
+    def upgrade(self, location: Location | None, revision: str) -> list[RunReport]:
+        """The library's upgrade; when it fails, what it did before is shown first (then the error)."""
+        try:
+            return self.migrations.upgrade(location, revision, sql=self.args.sql)
+        except MigrationFailed as exc:
+            for report in exc.reports:
+                self.report(report, "Upgrading")
+            raise
+
     def report(self, report: RunReport, verb: str) -> None:
         """A run report: ``before -> after`` and one line per step (the SQL in ``--sql`` mode)."""
         loc = report.location
@@ -105,6 +115,9 @@ class Runner:
             return
         before = ", ".join(report.before) or "base"
         after = ", ".join(report.after) or "base"
+        if report.failed:
+            self._report_failed(report, verb)
+            return
         self.echo(f"{verb} {loc.spec} ({loc.version_table}): {before} -> {after}")
         if not report.steps and before == after:
             self.echo("  - already up to date." if verb == "Upgrading" else "  - nothing to do.")
@@ -115,6 +128,16 @@ class Runner:
             self.echo(f"  - {step.direction} {step.revision}{desc}: {step.seconds:.3f} s")
         if report.steps:
             self.echo(f"  {len(report.steps)} step(s) in {total:.3f} s")
+
+    def _report_failed(self, report: RunReport, verb: str) -> None:
+        """A run stopped by a failing revision: what it committed before (the error line says the rest)."""
+        loc = report.location
+        before, after = ", ".join(report.before) or "base", ", ".join(report.after) or "base"
+        self.echo(f"{verb} {loc.spec} ({loc.version_table}): {before} -> {after}, stopped at {report.failed}")
+        for step in report.steps:
+            desc = f" ({step.description})" if step.description else ""
+            self.echo(f"  - {step.direction} {step.revision}{desc}: committed")
+        self.echo(f"  {len(report.steps)} step(s) applied and committed before {report.failed} failed")
 
 
 def describe(decision: Any, state: Any = None) -> str:
