@@ -115,8 +115,13 @@ class Runner:
             return
         before = ", ".join(report.before) or "base"
         after = ", ".join(report.after) or "base"
-        if report.failed:
-            self._report_failed(report, verb)
+        if report.failed:  # what a failed run committed before the failing revision
+            stopped = f", stopped at {report.failed}"
+            self.echo(f"{verb} {loc.spec} ({loc.version_table}): {before} -> {after}{stopped}")
+            for step in report.steps:
+                desc = f" ({step.description})" if step.description else ""
+                self.echo(f"  - {step.direction} {step.revision}{desc}: committed")
+            self.echo(f"  {len(report.steps)} step(s) applied and committed before {report.failed} failed")
             return
         self.echo(f"{verb} {loc.spec} ({loc.version_table}): {before} -> {after}")
         if not report.steps and before == after:
@@ -128,16 +133,6 @@ class Runner:
             self.echo(f"  - {step.direction} {step.revision}{desc}: {step.seconds:.3f} s")
         if report.steps:
             self.echo(f"  {len(report.steps)} step(s) in {total:.3f} s")
-
-    def _report_failed(self, report: RunReport, verb: str) -> None:
-        """A run stopped by a failing revision: what it committed before (the error line says the rest)."""
-        loc = report.location
-        before, after = ", ".join(report.before) or "base", ", ".join(report.after) or "base"
-        self.echo(f"{verb} {loc.spec} ({loc.version_table}): {before} -> {after}, stopped at {report.failed}")
-        for step in report.steps:
-            desc = f" ({step.description})" if step.description else ""
-            self.echo(f"  - {step.direction} {step.revision}{desc}: committed")
-        self.echo(f"  {len(report.steps)} step(s) applied and committed before {report.failed} failed")
 
 
 def describe(decision: Any, state: Any = None) -> str:

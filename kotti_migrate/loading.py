@@ -225,7 +225,8 @@ def _configure_kotti_light(settings: dict) -> Any:
     Configurator of their own and committed.  Not done: Kotti's base
     includes (Kotti registers no location) and the resolution of Kotti's
     dotted settings, which import Kotti's views and the content types'
-    models (about 1 s); ``kotti_migrate`` itself only adds its directive.
+    models (about 1 s): they are only looked up (:func:`.dotted.importable`,
+    a miss gives None); ``kotti_migrate`` itself only adds its directive.
     The settings keep dotted names as strings.  Any failure (an include
     that needs Kotti's configuration or its resolved settings) gives None:
     the caller does the full load, which finds what it finds and reports
