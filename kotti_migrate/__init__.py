@@ -78,6 +78,7 @@ __all__ = [
     "RevisionError",
     "RunReport",
     "UnknownDatabaseRevision",
+    "add_alembic_dir",
     "includeme",
     "resolve_location",
 ]

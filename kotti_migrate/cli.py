@@ -162,16 +162,18 @@ def setup_logging(config_uri: str) -> None:
     if parser.has_section("loggers"):
         import logging.config
 
-        # Alembic logs each autogenerate plugin it registers at INFO when that
-        # is first imported: import it before the ini's logging shows alembic's INFO.
-        import alembic.autogenerate  # noqa: F401
-
         try:
             logging.config.fileConfig(
                 path, {"here": os.path.dirname(path), "__file__": path}, disable_existing_loggers=False
             )
         except Exception:
             pass
+        # Alembic logs each autogenerate plugin it registers (at import) and sets up (each
+        # comparison) at INFO: not shown with the ini's alembic INFO unless the ini asks for them.
+        plugins = "alembic.runtime.plugins"
+        named = any(parser.get(s, "qualname", raw=True, fallback="") == plugins for s in parser.sections())
+        if not named:
+            logging.getLogger(plugins).setLevel(logging.WARNING)
 
 
 def run() -> None:

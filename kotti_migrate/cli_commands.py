@@ -103,7 +103,7 @@ def upgrade(r: Runner) -> int:
     loc = r.default_location()
     if r.create_fresh([loc]):
         return EXIT_OK
-    for report in r.migrations.upgrade(loc, r.args.rev or "heads", sql=r.args.sql):
+    for report in r.upgrade(loc, r.args.rev or "heads"):
         r.report(report, "Upgrading")
     return EXIT_OK
 
@@ -112,7 +112,7 @@ def upgrade(r: Runner) -> int:
 def upgrade_all(r: Runner) -> int:
     if r.create_fresh(r.migrations.locations):
         return EXIT_OK
-    for report in r.migrations.upgrade(None, "heads", sql=r.args.sql):
+    for report in r.upgrade(None, "heads"):
         r.report(report, "Upgrading")
     return EXIT_OK
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from . import database
 from .commands import Migrations, RunReport
+from .errors import MigrationFailed
 from .loading import split_config_uri
 from .locations import Location
 from .startup import run_startup
@@ -95,6 +96,15 @@ class Runner:
                 return False
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
+    def upgrade(self, location: Location | None, revision: str) -> list[RunReport]:
+        """The library's upgrade; when it fails, what it did before is shown first (then the error)."""
+        try:
+            return self.migrations.upgrade(location, revision, sql=self.args.sql)
+        except MigrationFailed as exc:
+            for report in exc.reports:
+                self.report(report, "Upgrading")
+            raise
+
     def report(self, report: RunReport, verb: str) -> None:
         """A run report: ``before -> after`` and one line per step (the SQL in ``--sql`` mode)."""
         loc = report.location
@@ -105,6 +115,14 @@ class Runner:
             return
         before = ", ".join(report.before) or "base"
         after = ", ".join(report.after) or "base"
+        if report.failed:  # what a failed run committed before the failing revision
+            stopped = f", stopped at {report.failed}"
+            self.echo(f"{verb} {loc.spec} ({loc.version_table}): {before} -> {after}{stopped}")
+            for step in report.steps:
+                desc = f" ({step.description})" if step.description else ""
+                self.echo(f"  - {step.direction} {step.revision}{desc}: committed")
+            self.echo(f"  {len(report.steps)} step(s) applied and committed before {report.failed} failed")
+            return
         self.echo(f"{verb} {loc.spec} ({loc.version_table}): {before} -> {after}")
         if not report.steps and before == after:
             self.echo("  - already up to date." if verb == "Upgrading" else "  - nothing to do.")

@@ -22,7 +22,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Sequence
 
 from . import database, records
-from .errors import ConfigurationError, RevisionError
+from .errors import ConfigurationError, MigrationFailed, RevisionError
 from .locations import KOTTI_LOCATION, Location
 from .reports import CheckResult, LocationStatus, RunReport, StepReport
 from .revisions import Revisions
@@ -113,9 +113,17 @@ class Migrations(Revisions):
                     "cannot create its tables: start the app, or run kotti-migrate <config_uri> "
                     "upgrade (without --rev), which creates and stamps it as start-up does"
                 )
-            return [self._upgrade(loc, revision, sql) for loc in selected]
+            reports: list[RunReport] = []
+            try:
+                for loc in selected:
+                    reports.append(self._upgrade(loc, revision, sql))
+            except MigrationFailed as exc:
+                exc.reports[:0] = reports  # the locations done before the one that failed
+                raise
+            return reports
 
     def _upgrade(self, loc: Location, revision: str, sql: bool) -> RunReport:
+        from .failures import committed_before
         from .graph import check_rows, resolve
         from .runner import run, run_each  # Alembic's runtime: only when something runs
 
@@ -145,9 +153,13 @@ class Migrations(Revisions):
             )
             return RunReport(loc, before, before, recorder.applied, output)
         check_rows(scripts, loc, before, self.command)
-        recorder = run_each(
-            self, loc, fn, lambda: scripts._upgrade_revs(destination, before), destination_rev=destination
-        )
+        try:
+            recorder = run_each(
+                self, loc, fn, lambda: scripts._upgrade_revs(destination, before), destination_rev=destination
+            )
+        except MigrationFailed as exc:
+            exc.reports.append(committed_before(scripts, loc, before, exc))
+            raise
         after = self.current_revisions(loc) or ()
         return RunReport(loc, before, after, recorder.applied, output=recorder.output)
 

@@ -63,6 +63,9 @@ class MigrationFailed(MigrateError):
         self.current = current
         #: What the location's env.py printed, shown by ``kotti-migrate -v``.
         self.details = ""
+        #: What an upgrade did before it failed (:class:`~kotti_migrate.reports.RunReport` s): the
+        #: locations it completed, then the failed one's revisions committed before the one that failed.
+        self.reports: list = []
 
 
 class UnknownDatabaseRevision(MigrateError):

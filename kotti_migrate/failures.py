@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from . import database
 from .errors import MigrateError, MigrationFailed
 from .locations import Location
-from .reports import StepReport
+from .reports import RunReport, StepReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .site import Site
@@ -203,6 +203,9 @@ def failed(
             + site.command(f"stamp --scripts={location.spec} --purge --rev {previous}")
             + f"), fix the revision and {direction} again"
         )
+    elif revision and not sql:
+        direction = "upgrade" if getattr(recorder.pending_step, "is_upgrade", True) else "downgrade"
+        where += f"; fix revision {revision} and {direction} again"
     failed = "" if ran_nothing else f"{what} failed: "
     error = MigrationFailed(
         f"location {location.spec!r}: {failed}{reason}{where}",
@@ -221,3 +224,24 @@ def _last_error_line(output: str) -> str:
             if "Error" in line or "Exception" in line or ":" in line:
                 return line.strip()
     return ""
+
+
+def committed_before(
+    scripts: Any, location: Location, before: tuple[str, ...], error: MigrationFailed
+) -> RunReport:
+    """What a failed upgrade of ``location`` committed before ``error`` stopped it.
+
+    Told by the version table (``error.current``, read after the failure):
+    the revisions between ``before`` and it, in the order they ran.
+    """
+    after = tuple(error.current)
+    steps = []
+    if after and set(after) != set(before):
+        try:
+            revisions = list(scripts.iterate_revisions(after, before or "base"))[::-1]
+        except Exception:  # a graph Alembic cannot walk: the line still says where the database is
+            revisions = []
+        for script in revisions:
+            lines = (script.doc or "").strip().splitlines()
+            steps.append(StepReport(script.revision, lines[0] if lines else "", "upgrade", 0.0))
+    return RunReport(location, before, after, steps, failed=error.revision or "?")

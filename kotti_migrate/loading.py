@@ -77,9 +77,8 @@ def load_app(config_uri: str, light: bool = False) -> LoadedApp:
     except ConfigurationError:
         raise
     except Exception as exc:
-        raise ConfigurationError(
-            f"app [app:{section}] of {path} failed to load: {type(exc).__name__}: {exc}{_import_hint(exc)}"
-        ) from exc
+        reason = _too_early(exc) or f"{type(exc).__name__}: {exc}{_import_hint(exc)}"
+        raise ConfigurationError(f"app [app:{section}] of {path} failed to load: {reason}") from exc
     return LoadedApp(
         settings=dict(registry.settings),
         registry=registry,
@@ -140,6 +139,24 @@ def _import_hint(exc: BaseException) -> str:
             'pip install "setuptools<82")'
         )
     return ""
+
+
+def _too_early(exc: BaseException) -> str:
+    """What to do when an add-on used ``config.add_alembic_dir`` before kotti_migrate was included ('').
+
+    Pyramid says only ``AttributeError: add_alembic_dir``; the add-on is the
+    module that asked the Configurator for it.
+    """
+    if not isinstance(exc, AttributeError) or str(exc) != "add_alembic_dir":
+        return ""
+    addon, tb = "the add-on", exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_name != "__getattr__":
+        addon, tb = tb.tb_frame.f_globals.get("__name__", addon), tb.tb_next
+    return (
+        f"{addon} calls config.add_alembic_dir before kotti_migrate is included: include kotti_migrate "
+        f"before {addon} (put kotti_migrate first in pyramid.includes), or let {addon} call "
+        f"kotti_migrate.add_alembic_dir(config, ...), which works in any order"
+    )
 
 
 def _distribution_hint(name: str) -> str:
@@ -208,7 +225,8 @@ def _configure_kotti_light(settings: dict) -> Any:
     Configurator of their own and committed.  Not done: Kotti's base
     includes (Kotti registers no location) and the resolution of Kotti's
     dotted settings, which import Kotti's views and the content types'
-    models (about 1 s); ``kotti_migrate`` itself only adds its directive.
+    models (about 1 s): they are only looked up (:func:`.dotted.importable`,
+    a miss gives None); ``kotti_migrate`` itself only adds its directive.
     The settings keep dotted names as strings.  Any failure (an include
     that needs Kotti's configuration or its resolved settings) gives None:
     the caller does the full load, which finds what it finds and reports
@@ -224,6 +242,7 @@ def _configure_kotti_light(settings: dict) -> Any:
 def _kotti_registrations(settings: dict) -> Any:
     import kotti
 
+    from .dotted import importable
     from .locations import add_alembic_dir, split_setting
 
     # As kotti.base_configure, up to what imports Kotti's views and models:
@@ -235,6 +254,12 @@ def _kotti_registrations(settings: dict) -> Any:
     name = "kotti.configurators"
     for configure in kotti._resolve_dotted(settings, keys=(name,))[name]:
         configure(settings)
+    # What the full load resolves (and pserve imports): a module that is not there makes it fail.
+    for key in (*sorted(getattr(kotti, "conf_dotted", ())), "pyramid.includes"):
+        value = settings.get(key)
+        for dotted in value.split() if isinstance(value, str) else ():
+            if not importable(dotted):
+                raise ImportError(f"{key}: {dotted} cannot be imported")  # the full load says why
     settings.setdefault("kotti.secret2", settings["kotti.secret"])
     includes = settings.pop("pyramid.includes", "")  # as Kotti: not included by the Configurator
     modules = split_setting(settings["kotti.base_includes"]) + split_setting(includes)

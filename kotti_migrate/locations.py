@@ -280,6 +280,11 @@ def add_alembic_dir(config, location: str) -> None:
 
         config.add_alembic_dir('my_addon:alembic')
 
+    The directive exists once kotti_migrate is included (before the
+    add-on); called as a function it works in any include order::
+
+        kotti_migrate.add_alembic_dir(config, 'my_addon:alembic')
+
     The location is checked when the configuration is committed.
     """
     registered = config.registry.setdefault(REGISTRY_KEY, [])

@@ -27,6 +27,8 @@ class RunReport(Value):
     :ivar sql: the SQL emitted, in offline (``--sql``) mode
     :ivar output: what a location's own ``env.py`` wrote to stderr while it
         ran successfully (passwords masked); the CLI shows it
+    :ivar failed: the revision that failed (the run stopped there; ``steps``
+        were committed before it, ``after`` is where the database is)
     """
 
     location: Location
@@ -35,6 +37,7 @@ class RunReport(Value):
     steps: list[StepReport]
     sql: str | None = None
     output: str = ""
+    failed: str | None = None
 
 
 class LocationStatus(Value):

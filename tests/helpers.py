@@ -407,6 +407,25 @@ def write_location(folder: Path, revisions: list[tuple[str, str | None, str]]) -
     return folder
 
 
+#: The test add-on ``steps_addon`` (a location under ``<tmp>/pkgs``): its version table and two
+#: revision bodies: the ``steps`` table with one row, then a table and a column more (row renamed).
+STEPS_TABLE = "steps_addon_alembic_version"
+CREATE_STEPS = """
+op.create_table("steps", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20)))
+op.execute("INSERT INTO steps (id, name) VALUES (1, 'one')")
+"""
+ADD_MORE = """
+op.create_table("steps_more", sa.Column("id", sa.Integer, primary_key=True))
+op.add_column("steps", sa.Column("more", sa.Integer))
+op.execute("UPDATE steps SET name = 'more'")
+"""
+
+
+def steps_location(tmp_path: Path, revisions: list) -> Path:
+    """The ``steps_addon`` location under ``tmp_path/pkgs`` with ``revisions`` (as :func:`write_location`)."""
+    return write_location(tmp_path / "pkgs" / "steps_addon" / "alembic", revisions)
+
+
 def new_package(root: Path, prefix: str, files: dict[str, str] | None = None) -> tuple[str, Path]:
     """A package under ``root`` with a new name (``prefix`` + random hex) and ``files``.
 

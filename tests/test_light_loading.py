@@ -14,9 +14,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from helpers import KOTTI_HEAD, NOTES_HEAD, cli, cli_process, new_package, ok, one_error_line, write_location
+from helpers import (
+    KOTTI_HEAD,
+    NOTES_HEAD,
+    add_pserve_sections,
+    boot,
+    cli,
+    cli_process,
+    new_package,
+    ok,
+    one_error_line,
+    started,
+    versions,
+    write_location,
+)
 
 from kotti_migrate import Migrations
 
@@ -150,16 +164,75 @@ def test_errors_of_the_app_are_the_full_loads(kotti_ini, sqlite_url, packages):
     line = one_error_line(cli(ini, "status"))
     assert "No module named 'no_such_module_for_light_loading'" in line
     assert line == one_error_line(cli(ini, "check"))  # check loads fully
+
+
+def test_an_addon_included_before_kotti_migrate(kotti_ini, sqlite_url, packages):
+    """Its config.add_alembic_dir fails (Pyramid: "AttributeError: add_alembic_dir"): the error says the fix.
+
+    Under pserve kotti_migrate is not loaded yet when the add-on fails (Pyramid's bare AttributeError is
+    the last line); kotti_migrate.add_alembic_dir(config, ...) works in any order, under pserve too.
+    """
     early = packages("light_early")
-    ini = kotti_ini(sqlite_url, name="early.ini", pyramid__includes=f"{early} kotti_migrate")
+    ini = kotti_ini(sqlite_url, name="early.ini", pyramid__includes=f"pyramid_tm {early} kotti_migrate")
     line = one_error_line(cli(ini, "status"))
-    assert "add_alembic_dir" in line
-    assert line == one_error_line(cli(ini, "check"))
+    assert line.endswith(
+        f"failed to load: {early} calls config.add_alembic_dir before kotti_migrate is included: "
+        f"include kotti_migrate before {early} (put kotti_migrate first in pyramid.includes), or let "
+        f"{early} call kotti_migrate.add_alembic_dir(config, ...), which works in any order"
+    ), line
+    assert line == one_error_line(cli(ini, "upgrade_all"))  # loads fully
+    assert boot(ini).code != 0
+    # The function instead of the directive: the site starts and its location is stamped.
+    helper = packages("light_helper", rev="c0ffee000003")
+    (Path(sqlite_url.split("///", 1)[1])).unlink(missing_ok=True)
+    (ini.parent / "pkgs" / helper / "__init__.py").write_text(
+        "import kotti_migrate\n\n\ndef includeme(config):\n"
+        f"    kotti_migrate.add_alembic_dir(config, '{helper}:alembic')\n"
+    )
+    ini = kotti_ini(sqlite_url, name="helper.ini", pyramid__includes=f"pyramid_tm {helper} kotti_migrate")
+    started(boot(ini))
+    assert versions(sqlite_url, f"{helper}_alembic_version") == ["c0ffee000003"]
+    assert f"{helper}:alembic ({helper}_alembic_version): c0ffee000003" in ok(cli(ini, "current"))
 
 
-def test_status_imports_neither_kottis_views_nor_alembic(kotti_ini, sqlite_url, booted_kotti_site):
-    """What makes it quick: no Kotti view and no Alembic module imported (revisions: from the index)."""
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("kotti.populators", "no_such_populate_mod.populate"),
+        ("kotti.root_factory", "kotti.no_such_resources:get_root"),
+        ("kotti.available_types", "kotti.resources.Document kotti.resources.No_Such_Type"),
+        ("kotti.search_content", "kotti.views.util.no_such_search"),
+    ],
+)
+def test_a_dotted_setting_that_cannot_be_imported_fails_read_only_commands(
+    kotti_ini, sqlite_url, setting, value
+):
+    """pserve fails on it: `status --wait && pserve` must not pass the gate (the full load's line and code).
+
+    A missing module, or an attribute its source does not mention (checked without importing Kotti's views).
+    """
+    ini = kotti_ini(sqlite_url, **{setting.replace(".", "__"): value})
+    line = one_error_line(cli_process(ini, "status"))  # a fresh process: nothing of Kotti's imported yet
+    assert line.startswith("kotti-migrate: error: app [app:main] of ") and "no_such" in line.lower(), line
+    assert line == one_error_line(cli(ini, "check"))  # the full load's
+    for command in ("current", "heads", "list_all"):
+        assert one_error_line(cli(ini, command)) == line
+    if setting == "kotti.populators":
+        result = boot(ini)  # what pserve does
+        last = result.err.strip().splitlines()[-1]
+        assert result.code != 0 and "No module named 'no_such_populate_mod'" in last, result.err
+
+
+def test_an_ini_with_logging_imports_no_autogenerate_and_shows_no_plugin_lines(
+    kotti_ini, sqlite_url, booted_kotti_site
+):
+    """[loggers] showing alembic's INFO: `status` stays light; `check` (autogenerate) adds no plugin lines."""
     booted_kotti_site(sqlite_url)
     ini = kotti_ini(sqlite_url)
+    add_pserve_sections(ini)  # the root logger at INFO on stderr
     ok(cli_process(ini, "status"))  # builds the revision index
-    assert heavy_imports(ini, "status", prefixes=("kotti.views", "alembic")) == (0, [])
+    assert heavy_imports(ini, "status", prefixes=("alembic.autogenerate",)) == (0, [])
+    check = cli_process(ini, "check")
+    assert check.code == 0, check.err
+    assert "INFO [alembic" in check.err  # the ini's logging is applied
+    assert "plugin" not in check.err

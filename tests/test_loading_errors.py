@@ -119,3 +119,19 @@ def test_ini_without_sections_cannot_be_read(tmp_path):
     line = error_line(cli_process(ini, "status"))
     assert str(ini) in line and "cannot be read" in line and "section" in line
 
+
+
+def test_directive_used_before_kotti_migrate_is_included_names_the_fix(tiny_app, sqlite_url):
+    """Pyramid says only "AttributeError: add_alembic_dir": the error names the module and the fix."""
+    ini, name, _ = tiny_app(sqlite_url)
+    init = ini.parent / "pkgs" / name / "__init__.py"
+    include = '    config.include("kotti_migrate")\n'
+    directive = f'    config.add_alembic_dir("{name}:alembic")\n'
+    source = init.read_text()
+    assert include + directive in source
+    init.write_text(source.replace(include + directive, directive + include))
+    assert error_line(cli_process(ini, "status")).endswith(
+        f"failed to load: {name} calls config.add_alembic_dir before kotti_migrate is included: include "
+        f"kotti_migrate before {name} (put kotti_migrate first in pyramid.includes), or let {name} call "
+        "kotti_migrate.add_alembic_dir(config, ...), which works in any order"
+    )

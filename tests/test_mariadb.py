@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from helpers import (
+    ADD_MORE,
+    CREATE_STEPS,
     KOTTI_HEAD,
     NOTES_HEAD,
     PASSWORD,
@@ -39,24 +41,16 @@ from helpers import (
     one_error_line,
     query,
     started,
+    steps_location,
     tables,
     versions,
     write_location,
 )
+from helpers import STEPS_TABLE as TABLE
 
 from kotti_migrate.database import mask_url
 
 R0, R1, R2 = "3a0000000000", "3a0000000001", "3a0000000002"
-TABLE = "steps_addon_alembic_version"
-CREATE_STEPS = """
-op.create_table("steps", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20)))
-op.execute("INSERT INTO steps (id, name) VALUES (1, 'one')")
-"""
-ADD_MORE = """
-op.create_table("steps_more", sa.Column("id", sa.Integer, primary_key=True))
-op.add_column("steps", sa.Column("more", sa.Integer))
-op.execute("UPDATE steps SET name = 'two'")
-"""
 #: Signals that the revision runs, then waits for the test to let it go on.
 HOLD = """
 import os, time
@@ -111,14 +105,23 @@ def assert_served(result) -> None:
     assert PASSWORD not in result.out + result.err
 
 
-def steps_location(tmp_path: Path, revisions: list) -> Path:
-    return write_location(tmp_path / "pkgs" / "steps_addon" / "alembic", revisions)
-
-
 def at_revision(url: str, revision: str, *statements: str) -> None:
     """The add-on's tables and version table as its revisions up to ``revision`` leave them."""
     execute(url, *statements, f"CREATE TABLE {TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)",
             f"INSERT INTO {TABLE} VALUES ('{revision}')")  # fmt: skip
+
+
+def failing_site(site, url: str, tmp_path: Path, env_py: str | None = None, **settings) -> tuple[Path, Path]:
+    """The site, and the add-on whose revision R2 raises after its DDL (MariaDB keeps that DDL).
+
+    ``env_py``: the location's own env.py.  Returns (ini file, location).
+    """
+    site.fresh(url)
+    failing = ADD_MORE + 'raise RuntimeError("boom")'
+    loc = steps_location(tmp_path, [(R1, None, CREATE_STEPS), (R2, R1, failing)])
+    if env_py is not None:
+        (loc / "env.py").write_text(env_py)
+    return site(url, extra=[loc], **settings), loc
 
 
 def heads() -> dict[str, str]:
@@ -172,16 +175,13 @@ def test_pending_revisions_are_upgraded_at_start_up(site, mariadb_url, tmp_path)
     assert f"upgrading {loc} from {R1}" in result.err
     assert versions(mariadb_url, TABLE) == [R2]
     assert columns(mariadb_url, "steps") == {"id", "name", "more"}
-    assert query(mariadb_url, "SELECT name FROM steps") == [("two",)]
+    assert query(mariadb_url, "SELECT name FROM steps") == [("more",)]
 
 
 @pytest.mark.kotti
 @pytest.mark.modern
 def test_failing_revision_names_what_may_be_half_applied_and_the_advice_works(site, mariadb_url, tmp_path):
-    site.fresh(mariadb_url)
-    failing = ADD_MORE + 'raise RuntimeError("boom")'
-    loc = steps_location(tmp_path, [(R1, None, CREATE_STEPS), (R2, R1, failing)])
-    ini = site(mariadb_url, extra=[loc], kotti_migrate__auto_upgrade="true")
+    ini, loc = failing_site(site, mariadb_url, tmp_path, kotti_migrate__auto_upgrade="true")
     at_revision(mariadb_url, R1, "CREATE TABLE steps (id INTEGER PRIMARY KEY, name VARCHAR(20))",
                 "INSERT INTO steps (id, name) VALUES (1, 'one')")  # fmt: skip
 
@@ -218,7 +218,7 @@ def test_failing_revision_names_what_may_be_half_applied_and_the_advice_works(si
     assert_served(boot(ini))
     assert versions(mariadb_url, TABLE) == [R2]
     assert columns(mariadb_url, "steps") == {"id", "name", "more"}
-    assert query(mariadb_url, "SELECT name FROM steps") == [("two",)]
+    assert query(mariadb_url, "SELECT name FROM steps") == [("more",)]
 
     # A failing downgrade: the same advice, to downgrade again.
     source = loc / "versions" / f"{R2}_step.py"
@@ -234,11 +234,7 @@ def test_failing_revision_names_what_may_be_half_applied_and_the_advice_works(si
 @pytest.mark.kotti
 @pytest.mark.modern
 def test_env_py_that_swallows_the_error_is_not_said_to_have_rolled_it_back(site, mariadb_url, tmp_path):
-    site.fresh(mariadb_url)
-    failing = ADD_MORE + 'raise RuntimeError("boom")'
-    loc = steps_location(tmp_path, [(R1, None, CREATE_STEPS), (R2, R1, failing)])
-    (loc / "env.py").write_text(SWALLOWING_ENV)  # prints the error and carries on, as Kotti's
-    ini = site(mariadb_url, extra=[loc])
+    ini, loc = failing_site(site, mariadb_url, tmp_path, env_py=SWALLOWING_ENV)  # prints the error (Kotti's)
 
     line = one_error_line(cli(ini, "upgrade", f"--scripts={loc}"))
     reason = "RuntimeError: boom (reported by its env.py)"

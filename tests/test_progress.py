@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import STACK, boot, cli, started, versions, write_location
+from helpers import STACK, boot, cli, one_error_line, started, tables, versions, write_location
 
 FIRST, REVS = "p0000000001a", ["p0000000002b", "p0000000003c", "p0000000004d"]
 PACKAGE = "progress_addon"
@@ -89,3 +89,38 @@ def test_startup_log_shows_each_revision_as_it_runs(site):
     assert lines[0].endswith(f"{location}: upgrade {REVS[0]} (Revision {REVS[0]}) ...")
     assert re.search(rf"{REVS[2]} \(Revision {REVS[2]}\) done in \d+\.\d{{3}} s$", lines[-1])
     assert versions(url, VERSION_TABLE) == [REVS[2]]
+
+
+@pytest.mark.parametrize("own_env", [False, True])
+def test_a_failed_upgrade_says_which_revisions_it_committed_before(site, own_env):
+    """Three revisions, the third raises: the first two stay, and the output says so (not only stderr).
+
+    With an env.py of its own, the location runs one revision per run of it.
+    """
+    ini, url, location = site
+    if own_env:
+        (location / "env.py").write_text(
+            "from kotti_migrate.environment import run_default_environment\n\nrun_default_environment()\n"
+        )
+    write_location(location, [(REVS[2], REVS[1], "raise RuntimeError('boom')")])
+    for command in ("upgrade", "upgrade_all"):
+        result = cli(ini, command, *([f"--scripts={location}"] if command == "upgrade" else []))
+        line = one_error_line(result)
+        assert line == (
+            f"kotti-migrate: error: location '{location}': revision {REVS[2]} failed: RuntimeError: boom; "
+            f"the database is at {REVS[1]}; fix revision {REVS[2]} and upgrade again"
+        )
+        if command == "upgrade":
+            assert result.out.splitlines() == [
+                f"Upgrading {location} ({VERSION_TABLE}): {FIRST} -> {REVS[1]}, stopped at {REVS[2]}",
+                f"  - upgrade {REVS[0]} (Revision {REVS[0]}): committed",
+                f"  - upgrade {REVS[1]} (Revision {REVS[1]}): committed",
+                f"  2 step(s) applied and committed before {REVS[2]} failed",
+            ]
+            assert versions(url, VERSION_TABLE) == [REVS[1]]
+            assert "gadgets" in tables(url)
+        else:  # Kotti's location (done, nothing to do) first, then nothing committed before the failure
+            assert result.out.splitlines()[-2:] == [
+                f"Upgrading {location} ({VERSION_TABLE}): {REVS[1]} -> {REVS[1]}, stopped at {REVS[2]}",
+                f"  0 step(s) applied and committed before {REVS[2]} failed",
+            ]

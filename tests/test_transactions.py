@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from helpers import (
+    ADD_MORE,
+    CREATE_STEPS,
     STACK,
     boot,
     cli,
@@ -30,28 +32,19 @@ from helpers import (
     columns,
     execute,
     query,
+    steps_location,
     tables,
     versions,
     write_location,
 )
+from helpers import STEPS_TABLE as TABLE
 
 from kotti_migrate.database import database_lock, mask_url
 
 R1, R2, R3 = "5e0000000001", "5e0000000002", "5e0000000003"
-TABLE = "steps_addon_alembic_version"
-
-CREATE_STEPS = """
-op.create_table("steps", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20)))
-op.execute("INSERT INTO steps (id, name) VALUES (1, 'one')")
-"""
 ADD_EXTRA = """
 op.add_column("steps", sa.Column("extra", sa.Integer))
 op.execute("UPDATE steps SET name = 'two'")
-"""
-ADD_MORE = """
-op.create_table("steps_more", sa.Column("id", sa.Integer, primary_key=True))
-op.add_column("steps", sa.Column("more", sa.Integer))
-op.execute("UPDATE steps SET name = 'three'")
 """
 
 
@@ -98,10 +91,6 @@ def fresh_site(site, url: str) -> None:
     site.fresh(url)
 
 
-def steps_location(tmp_path: Path, revisions: list) -> Path:
-    return write_location(tmp_path / "pkgs" / "steps_addon" / "alembic", revisions)
-
-
 # -- section 4: each revision commits with its version row ------------------------------------
 
 
@@ -127,7 +116,7 @@ def test_failing_revision_leaves_the_revisions_before_it(site, db_url, tmp_path)
     assert versions(db_url, TABLE) == [R3]
     assert columns(db_url, "steps") == {"id", "name", "extra", "more"}
     assert "steps_more" in tables(db_url)
-    assert query(db_url, "SELECT name FROM steps") == [("three",)]
+    assert query(db_url, "SELECT name FROM steps") == [("more",)]
 
 
 ROOT_TEXT = (
@@ -213,7 +202,7 @@ def test_killed_upgrade_leaves_the_last_completed_revision(site, db_url, tmp_pat
     served(boot(ini))
     assert versions(db_url, TABLE) == [R3]
     assert columns(db_url, "steps") == {"id", "name", "extra", "more"}
-    assert query(db_url, "SELECT name FROM steps") == [("three",)]
+    assert query(db_url, "SELECT name FROM steps") == [("more",)]
 
 
 # -- section 5: commands that write wait for start-up's lock -----------------------------------
