@@ -1,12 +1,13 @@
 """A revision that calls ``transaction.commit()`` itself, in a Kotti site (README: "Writing migrations").
 
 kotti_migrate runs a Kotti site's revisions on Kotti's ``DBSession`` and
-commits each with its version row.  A revision that commits by itself (as
+commits each with its version row, in a transaction of the migration's
+connection that the session joins.  A revision that commits by itself (as
 code written for Kotti's own tool sometimes does) loses nothing it wrote
-through ``DBSession`` before that call (SQL or ORM); but should it fail
-after the call, what it committed stays while the version table stays at
-the revision before: it is half-applied.  These tests pin that behaviour
-(README documents it) on SQLite and PostgreSQL.
+through ``DBSession`` before that call (SQL or ORM), and commits nothing
+early: should it fail after the call, all of it rolls back with its
+version row.  These tests pin that behaviour (README documents it) on
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -56,9 +57,9 @@ def test_what_a_revision_wrote_before_its_own_commit_is_kept(kotti_ini, db_url, 
     assert written(db_url) == (["before", "after"], ["after-commit", "before-commit"])
 
 
-def test_a_revision_that_commits_then_fails_is_half_applied(kotti_ini, db_url, booted_kotti_site, tmp_path):
+def test_a_revision_that_commits_then_fails_rolls_back_whole(kotti_ini, db_url, booted_kotti_site, tmp_path):
     booted_kotti_site(db_url)
     result = upgrade(kotti_ini, db_url, tmp_path, COMMITS_ITSELF + "raise RuntimeError('boom')\n")
     assert f"revision {R2} failed: RuntimeError: boom; the database is at {R1}" in one_error_line(result)
     assert versions(db_url, TABLE) == [R1]
-    assert written(db_url) == (["before"], ["before-commit"])  # committed by the revision, no version row
+    assert written(db_url) == ([], [])  # its own commit committed nothing of the step
