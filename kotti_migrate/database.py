@@ -37,7 +37,6 @@ def mask_url(url: str | sa.engine.URL) -> str:
         return "<unparsable database URL>"
 
 
-#: A URL's password (compiled by ``re`` on first use: an error path, not start-up's).
 _URL_PASSWORD = r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]+@"
 
 

@@ -306,40 +306,31 @@ def kotti_bound_engine(url: Any) -> Any:
 def run_in_kotti_transaction(context: Any, engine: Any, options: dict) -> None:
     """Run on Kotti's ``DBSession`` so that migrations may use the ORM, one transaction per step.
 
-    ``DBSession`` is bound to one connection of ``engine``, the one the
-    migrations run on; each step (its schema changes, whatever it did
-    through the ORM and its version row) commits as it completes, in a
-    transaction of its own, and a failing step rolls back alone.  Unlike
-    Kotti's env.py, an error is not swallowed: it reaches the caller.
-
-    Each step runs in a transaction of the connection.  A step that used
-    ``DBSession`` (the session joined it, and Kotti's transaction manager)
-    is committed through the transaction manager first, which flushes the
-    session; a step that did not costs no two-phase commit.
+    ``DBSession`` is bound to the connection of ``engine`` the migrations run
+    on.  Each step (its schema changes, whatever it did through the ORM, its
+    version row) runs in a transaction of that connection, which commits as
+    the step completes; a failing step rolls back alone.  A step that used
+    ``DBSession`` (it joined the step's transaction and Kotti's transaction
+    manager) is first committed through the manager, which flushes it; a
+    step that did not costs no two-phase commit.  Unlike Kotti's env.py, an
+    error is not swallowed: it reaches the caller.
     """
     import transaction
     from kotti import DBSession
     from zope.sqlalchemy import mark_changed
 
-    def session_used() -> bool:
-        if not DBSession.registry.has():
-            return False
-        session = DBSession()
-        return bool(session.in_transaction() or session.new or session.dirty or session.deleted)
-
     def end_step(commit: bool) -> None:
-        if session_used():
+        session = DBSession() if DBSession.registry.has() else None
+        if session is not None and (session.in_transaction() or session.new or session.dirty
+                                    or session.deleted):
             if commit:
-                mark_changed(DBSession())
+                mark_changed(session)
                 transaction.commit()  # flushes; the connection's transaction commits below
             else:
                 transaction.abort()
             DBSession.remove()
         step = steps.pop()
-        if commit:
-            step.commit()
-        else:
-            step.rollback()
+        step.commit() if commit else step.rollback()
 
     def commit_step(**kw: Any) -> None:
         end_step(commit=True)
