@@ -93,10 +93,13 @@ listen = 127.0.0.1:6543
 """
 
 PLAIN_ENV = '''"""A plain Alembic environment: one connection, one transaction for the run."""
+from logging.config import fileConfig
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 config = context.config
+fileConfig(config.config_file_name)  # as Alembic's own env.py: its INFO lines, one per revision
 connectable = engine_from_config(
     config.get_section(config.config_ini_section), prefix="sqlalchemy.", poolclass=pool.NullPool
 )
@@ -106,10 +109,43 @@ with connectable.connect() as connection:
         context.run_migrations()
 '''
 
+#: An Alembic project as ``alembic init`` makes one: with logging, so that ``alembic upgrade``
+#: shows a line per revision, as ``kotti-migrate upgrade`` shows its progress.
 PLAIN_INI = """\
 [alembic]
 script_location = {location}
 sqlalchemy.url = sqlite:///{db}
+
+[loggers]
+keys = root,sqlalchemy,alembic
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+
+[logger_sqlalchemy]
+level = WARNING
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
 """
 
 #: Runs in a fresh interpreter: creates the app as pserve does and prints the figures.

@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         progress = _show_progress(err)  # after: the ini's logging set-up resets child loggers
         return COMMANDS[args.command].run(runner)
     except MigrateError as exc:
+        progress()  # its last lines before the error
         url = _url_of(runner)
         if verbose:
             print(database.scrub(getattr(exc, "details", "") or "", url), file=err, end="")
@@ -102,9 +103,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         print(f"kotti-migrate: error: {database.scrub(lines[0].rstrip(), url)}{more}", file=err)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        progress()
         print("kotti-migrate: interrupted", file=err)
         return EXIT_ERROR
     except Exception as exc:  # an unexpected failure: still one line unless -v
+        progress()
         url = _url_of(runner)
         if verbose:
             print(database.scrub(traceback.format_exc(), url), file=err, end="")
@@ -127,13 +130,42 @@ def _url_of(runner: Runner) -> Any:
     return runner._migrations.settings.get("sqlalchemy.url")
 
 
+class _ProgressHandler(logging.StreamHandler):
+    """Writes the progress lines, a "done" line together with the line after it (or at the end).
+
+    One write per revision, not two: the stream (a pipe, a terminal) wakes its reader
+    half as often, and a step that is still running has its "..." line shown at once.
+    """
+
+    pending = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            if getattr(record, "step_done", False):  # see failures.Progress.finished
+                self.pending += line
+                return
+            self.stream.write(self.pending + line)
+            self.pending = ""
+            self.flush()
+        except Exception:  # pragma: no cover - as logging's own handlers do
+            self.handleError(record)
+
+    def close(self) -> None:
+        if self.pending:
+            self.stream.write(self.pending)
+            self.pending = ""
+            self.flush()
+        super().close()
+
+
 def _show_progress(err: TextIO) -> Callable[[], None]:
     """Write the per-revision progress lines (``kotti_migrate.progress``, INFO) to ``err``.
 
     Only those: the rest of the output stays as it is.  Returns the function that undoes it.
     """
     logger = logging.getLogger("kotti_migrate.progress")
-    handler = logging.StreamHandler(err)
+    handler = _ProgressHandler(err)
     handler.setFormatter(logging.Formatter("%(message)s"))
     saved = logger.level, logger.propagate
     logger.addHandler(handler)
@@ -141,8 +173,10 @@ def _show_progress(err: TextIO) -> Callable[[], None]:
     logger.propagate = False  # not twice when the ini's logging shows kotti_migrate's INFO too
 
     def undo() -> None:
-        logger.removeHandler(handler)
-        logger.level, logger.propagate = saved
+        if handler in logger.handlers:  # once
+            logger.removeHandler(handler)
+            handler.close()
+            logger.level, logger.propagate = saved
 
     return undo
 

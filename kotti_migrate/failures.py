@@ -50,7 +50,8 @@ class Progress:
     def finished(self, step: Any, seconds: float, outcome: str = "") -> None:
         if progress_log.isEnabledFor(logging.INFO):
             done = f"{outcome} after" if outcome else "done in"
-            progress_log.info("%s %s %.3f s", self._line or self._what(step), done, seconds)
+            line = self._line or self._what(step)
+            progress_log.info("%s %s %.3f s", line, done, seconds, extra={"step_done": not outcome})
 
     def _what(self, step: Any) -> str:
         revision = getattr(getattr(step, "revision", None), "revision", None) or "?"
