@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--revisions", type=int, default=1000, help="revisions each (default 1000)")
     parser.add_argument("--runs", type=int, default=11, help="app creations each, interleaved (default 11)")
     parser.add_argument("--cli-runs", type=int, default=3, help="status / list_all runs each (default 3)")
-    parser.add_argument("--upgrade-runs", type=int, default=3, help="upgrade runs each (default 3)")
+    parser.add_argument("--upgrade-runs", type=int, default=5, help="upgrade runs each (default 5)")
     parser.add_argument("--parts", default="abcd", help="what to measure (default abcd; d comes with a)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary site (its path is printed)")
     args = parser.parse_args(argv)
