@@ -4,7 +4,6 @@
 revision ids, what the folder looked like); the helpers that name, write
 and check such files are here.  So is the *site index*.
 
-
 Start-up's usual case is a database at the head of every location.  To see
 it, start-up needs each location resolved (folder, version table) and its
 head revision(s): :mod:`kotti_migrate.locations` and the per-location
